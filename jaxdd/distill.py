@@ -1,0 +1,333 @@
+"""The generic distillation loop (DESIGN.md): one jitted step, checkpoints, outputs.
+
+    step(state, key) = sample a class-balanced real batch on device -> decode the
+                       synthetic set -> value_and_grad of the objective -> optax update
+
+Nothing in here knows a method: the parameterization and the objective are looked up
+by name in ``jaxdd.registry``; their schedules are functions of ``step`` inside them.
+
+Sections, top to bottom: optimizers · the step · config checks · the run (mesh, data,
+state, resume, loop, non-finite guard) · outputs (npz, png, evaluation, results).
+"""
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxdd import data as data_lib
+from jaxdd import evaluate as eval_lib
+from jaxdd import models as models_lib
+from jaxdd import registry
+from jaxdd import sharding as sharding_lib
+from jaxdd.errors import ConfigError
+from jaxdd.interfaces import RealBatch
+from jaxdd.outputs import save_grid_png, write_json
+
+OPTIMIZERS = ('sgd', 'adam')
+
+
+class NonFiniteLossError(RuntimeError):
+  """The loss became NaN or infinite; the message names the step and the term."""
+
+
+# ----------------------------------------------------------------------------------
+# Optimizers: images, labels and learned extras each get their own.
+# ----------------------------------------------------------------------------------
+
+
+def make_optimizer(cfg, field: str) -> optax.GradientTransformation:
+  """One optax optimizer from ``{name, lr, momentum | b1, b2}``."""
+  name = cfg.get('name', 'sgd')
+  lr = cfg.get('lr', None)
+  if name not in OPTIMIZERS:
+    raise ConfigError(f'{field}.name must be one of {", ".join(OPTIMIZERS)}, got {name!r}')
+  if lr is None or not lr > 0:
+    raise ConfigError(f'{field}.lr must be > 0, got {lr}')
+  if name == 'sgd':
+    momentum = cfg.get('momentum', 0.0)
+    return optax.sgd(lr, momentum=momentum or None)
+  return optax.adam(lr, b1=cfg.get('b1', 0.9), b2=cfg.get('b2', 0.999))
+
+
+def group_labels(params) -> Any:
+  """Maps every leaf of the state's params to its optimizer group."""
+  syn = {k: jax.tree_util.tree_map(lambda _, k=k: 'labels' if k == 'labels' else 'images', v)
+         for k, v in params['syn'].items()}
+  extras = jax.tree_util.tree_map(lambda _: 'extras', params['extras'])
+  return {'syn': syn, 'extras': extras}
+
+
+def make_tx(config) -> optax.GradientTransformation:
+  optim = config.optim
+  groups = {'images': make_optimizer(optim.images, 'optim.images')}
+  for name in ('labels', 'extras'):
+    groups[name] = (make_optimizer(optim[name], f'optim.{name}') if name in optim
+                    else optax.set_to_zero())
+  return optax.multi_transform(groups, group_labels)
+
+
+# ----------------------------------------------------------------------------------
+# The step.
+# ----------------------------------------------------------------------------------
+
+
+def make_step(param, objective, ctx, tx, batch_real: int, mesh):
+  """Builds the pure ``step(state, base_key, x_train, index) -> (state, metrics)``."""
+  batch_sharding = NamedSharding(mesh, P(None, 'data'))
+
+  def step(state, base_key, x_train, index):
+    key = jax.random.fold_in(base_key, state['step'])
+    sample_key, loss_key = jax.random.split(key)
+    idx = data_lib.sample_class_balanced(sample_key, index, batch_real)   # [K, n]
+    images = jax.lax.with_sharding_constraint(x_train[idx], batch_sharding)
+    labels = jnp.broadcast_to(jnp.arange(idx.shape[0])[:, None], idx.shape)
+    real = RealBatch(images, labels)
+
+    def loss_fn(params):
+      syn = param.decode(params['syn'])._replace(extras=params['extras'])
+      return objective.loss(syn, real, loss_key, ctx, state['step'])
+
+    (value, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
+    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
+    params = optax.apply_updates(state['params'], updates)
+    metrics = {'loss': value, **aux, 'grad_norm': optax.global_norm(grads)}
+    new_state = {'params': params, 'opt_state': opt_state, 'step': state['step'] + 1}
+    return new_state, metrics
+
+  return step
+
+
+# ----------------------------------------------------------------------------------
+# Config checks: everything a user can get wrong, before anything is compiled.
+# ----------------------------------------------------------------------------------
+
+
+def check_config(config) -> None:
+  """Raises ConfigError naming the field and what is accepted."""
+  ipc = config.get('ipc', None)
+  if not isinstance(ipc, int) or isinstance(ipc, bool) or ipc <= 0:
+    raise ConfigError(f'ipc must be a positive integer, got {ipc!r}')
+  for field in ('steps', 'objective.batch_real', 'checkpoint_every', 'log_every',
+                'eval.seeds', 'eval.epochs'):
+    value = config
+    for part in field.split('.'):
+      value = value[part]
+    if not isinstance(value, int) or value <= 0:
+      raise ConfigError(f'{field} must be a positive integer, got {value!r}')
+  if config.objective.name not in registry.OBJECTIVES:
+    raise ConfigError(f'objective.name must be one of {", ".join(registry.OBJECTIVES)},'
+                      f' got {config.objective.name!r}')
+  if config.parameterization.name not in registry.PARAMETERIZATIONS:
+    raise ConfigError('parameterization.name must be one of '
+                      f'{", ".join(registry.PARAMETERIZATIONS)}, '
+                      f'got {config.parameterization.name!r}')
+  for field, name in (('model.name', config.model.name), ('eval.model', config.eval.model)):
+    if name not in models_lib.MODEL_NAMES:
+      raise ConfigError(f'{field} must be one of {", ".join(models_lib.MODEL_NAMES)}, '
+                        f'got {name!r}')
+  make_tx(config)
+  eval_lib.check_eval_config(eval_config(config))
+
+
+def eval_config(config) -> eval_lib.EvalConfig:
+  e = config.eval
+  return eval_lib.EvalConfig(epochs=e.epochs, batch_size=e.get('batch_size', 256),
+                             lr=e.get('lr', 0.01), dsa=e.get('dsa', True),
+                             loss=e.get('loss', 'ce'))
+
+
+# ----------------------------------------------------------------------------------
+# The run.
+# ----------------------------------------------------------------------------------
+
+
+def _format_seconds(s: float) -> str:
+  s = int(max(s, 0))
+  return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
+
+
+def _first_non_finite(metrics: dict) -> str | None:
+  for name, value in metrics.items():
+    if not np.isfinite(value):
+      return name
+  return None
+
+
+def _truncate_metrics(path: str, last_step: int) -> None:
+  """Drops metric lines of steps after the restored checkpoint (they will be redone)."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = [l for l in f if l.strip() and json.loads(l)['step'] <= last_step]
+  with open(path, 'w') as f:
+    f.writelines(lines)
+
+
+def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
+  """Runs (or resumes) one distillation described by ``config``; writes ``workdir``.
+
+  Returns the results dict also written to ``workdir/results.json``.
+  """
+  t_start = time.time()
+  check_config(config)
+  os.makedirs(workdir, exist_ok=True)
+  is_main = jax.process_index() == 0
+
+  # ---- Data: loaded and validated on the host, then placed on the device once.
+  ds = data_lib.load_dataset(config.data, zca=config.get('zca', 'none'),
+                             data_dir=config.get('data_dir', None),
+                             manual_dir=config.get('manual_dir', None))
+  data_lib.check_ipc(ds, config.ipc)
+  image_shape = tuple(ds.x_train.shape[1:])
+  mesh = sharding_lib.make_mesh()
+  sharding_lib.check_divisible(config.objective.batch_real, mesh, 'objective.batch_real')
+  replicated = NamedSharding(mesh, P())
+
+  # ---- Method: parameterization x objective.
+  param = registry.get_parameterization(config, ds.num_classes, image_shape)
+  objective = registry.get_objective(config)
+  ctx = objective.prepare(ds, config)
+  tx = make_tx(config)
+
+  init_key, base_key = jax.random.split(jax.random.key(config.seed))
+  sample_real = lambda m: data_lib.select_real_init(
+      config.seed, ds.x_train, ds.y_train, ds.num_classes, m)
+  syn_params = param.init(init_key, sample_real)
+  params = {'syn': syn_params, 'extras': objective.init_extras(ctx, config)}
+  state = {'params': params, 'opt_state': tx.init(params), 'step': jnp.int32(0)}
+  state = jax.device_put(state, replicated)
+  x_train = jax.device_put(jnp.asarray(ds.x_train), replicated)
+  index = jax.device_put(data_lib.build_class_index(ds.y_train, ds.num_classes), replicated)
+
+  step_fn = jax.jit(make_step(param, objective, ctx, tx, config.objective.batch_real, mesh),
+                    donate_argnums=(0,))
+
+  # ---- Checkpoints: resume from the latest one if the workdir has any.
+  ckpt = ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, 'checkpoints')),
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                           enable_async_checkpointing=False))
+  metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  if ckpt.latest_step() is not None:
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+    state = ckpt.restore(ckpt.latest_step(), args=ocp.args.StandardRestore(abstract))
+    state = jax.device_put(state, replicated)
+    if is_main:
+      _truncate_metrics(metrics_path, int(state['step']))
+      print(f'resumed from checkpoint at step {int(state["step"])}', flush=True)
+
+  # ---- Loop.
+  steps = config.steps
+  first = int(state['step'])
+  t_loop, t_last, s_last = time.time(), time.time(), first
+  with open(metrics_path, 'a') if is_main else open(os.devnull, 'w') as mlog:
+    for s in range(first, steps):
+      state, metrics = step_fn(state, base_key, x_train, index)
+      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      bad = _first_non_finite(metrics)
+      if bad is not None:
+        last = ckpt.latest_step()
+        raise NonFiniteLossError(
+            f'non-finite {bad} ({metrics[bad]}) at step {s}; the last good checkpoint '
+            f'is step {last} in {workdir}/checkpoints' if last is not None else
+            f'non-finite {bad} ({metrics[bad]}) at step {s}; no checkpoint was saved yet')
+      mlog.write(json.dumps({'step': s + 1, **metrics}) + '\n')
+      done = s + 1
+      if done % config.checkpoint_every == 0 or done == steps:
+        mlog.flush()
+        ckpt.save(done, args=ocp.args.StandardSave(state))
+      if is_main and (done % config.log_every == 0 or done == steps or s == first):
+        now = time.time()
+        rate = (done - s_last) / max(now - t_last, 1e-9)
+        terms = '  '.join(f'{k} {v:.4g}' for k, v in metrics.items())
+        print(f'step {done}/{steps}  {terms}  {rate:.2f} steps/s  '
+              f'ETA {_format_seconds((steps - done) / max(rate, 1e-9))}', flush=True)
+        t_last, s_last = now, done
+  ckpt.wait_until_finished()
+  ckpt.close()
+  distill_seconds = time.time() - t_loop
+
+  # ---- Outputs.
+  syn = param.decode(state['params']['syn'])._replace(extras=state['params']['extras'])
+  budget = param.budget(state['params']['syn'])
+  results = {'data': config.data, 'ipc': config.ipc, 'budget_floats': int(budget.floats),
+             'budget_ipc': float(budget.ipc), 'budget_detail': budget.detail,
+             'steps': steps, 'objective': config.objective.name,
+             'parameterization': config.parameterization.name,
+             'distill_seconds': round(distill_seconds, 2)}
+  if is_main:
+    export_distilled(workdir, config, ds, syn, state['params'], results)
+  if evaluate:
+    results.update(evaluate_distilled(config, ds, syn))
+  results['seconds'] = round(time.time() - t_start, 2)
+  if is_main:
+    write_json(os.path.join(workdir, 'results.json'), results)
+    if evaluate:
+      print(f'distilled: {100 * results["accuracy_mean"]:.2f} ± '
+            f'{100 * results["accuracy_std"]:.2f} %   random subset: '
+            f'{100 * results["random_baseline_mean"]:.2f} ± '
+            f'{100 * results["random_baseline_std"]:.2f} %   ({config.eval.seeds} seeds, '
+            f'IPC {config.ipc})', flush=True)
+  return results
+
+
+# ----------------------------------------------------------------------------------
+# Outputs.
+# ----------------------------------------------------------------------------------
+
+
+def export_distilled(workdir, config, ds, syn, params, results) -> None:
+  """Writes ``distilled.npz`` (images, labels, raw parameters) and ``distilled.png``."""
+  images = np.asarray(syn.images)
+  labels = np.asarray(syn.labels)
+  arrays = {'images': images, 'labels': labels}
+  flat, _ = jax.tree_util.tree_flatten_with_path(params)
+  for path, leaf in flat:
+    name = '/'.join(str(getattr(p, 'key', getattr(p, 'idx', p))) for p in path)
+    arrays[f'param/{name}'] = np.asarray(leaf)
+  meta = {'data': config.data, 'zca': config.get('zca', 'none'), 'ipc': config.ipc,
+          'label_loss': config.eval.get('loss', 'ce'), **results}
+  for k, v in syn.extras.items():
+    if np.ndim(v) == 0:
+      meta[k] = float(v)
+  arrays['meta_json'] = np.asarray(json.dumps(meta))
+  np.savez(os.path.join(workdir, 'distilled.npz'), **arrays)
+  pixels = data_lib.denormalize(ds, images)
+  save_grid_png(os.path.join(workdir, 'distilled.png'), pixels,
+                np.argmax(labels, axis=-1), ds.num_classes)
+
+
+def evaluate_distilled(config, ds, syn) -> dict:
+  """The evaluation protocol on the distilled set and on a random real subset."""
+  cfg = eval_config(config)
+  if 'syn_lr' in syn.extras:   # trajectory matching evaluates with the learned lr
+    cfg = cfg._replace(lr=float(syn.extras['syn_lr']))
+  model = models_lib.get_model(config.eval.model, ds.num_classes,
+                               image_shape=tuple(ds.x_train.shape[1:]))
+  key = jax.random.key(config.seed + 1)
+  t0 = time.time()
+  res = eval_lib.evaluate_synset(key, model, syn.images, syn.labels, ds.x_test,
+                                 ds.y_test, num_seeds=config.eval.seeds, cfg=cfg,
+                                 num_classes=ds.num_classes)
+  out = {'accuracy_mean': res['accuracy_mean'], 'accuracy_std': res['accuracy_std'],
+         'accuracies': res['accuracies'], 'eval_model': config.eval.model,
+         'eval_seeds': config.eval.seeds, 'eval': cfg._asdict()}
+  baseline_ipc = max(1, int(round(config.ipc)))
+  images, labels = eval_lib.random_subset(config.seed, ds, baseline_ipc)
+  base = eval_lib.evaluate_synset(key, model, images, labels, ds.x_test, ds.y_test,
+                                  num_seeds=config.eval.seeds,
+                                  cfg=cfg._replace(loss='ce'), num_classes=ds.num_classes)
+  out.update(random_baseline_mean=base['accuracy_mean'],
+             random_baseline_std=base['accuracy_std'],
+             random_baseline_accuracies=base['accuracies'],
+             eval_seconds=round(time.time() - t0, 2))
+  return out

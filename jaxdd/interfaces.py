@@ -1,0 +1,80 @@
+"""The two interfaces every method is made of (DESIGN.md): NamedTuples of pure functions.
+
+A *parameterization* says what is stored and how it becomes images and labels; an
+*objective* says what the decoded images must match in the real data. They never refer
+to each other, so any pair composes: FreD coefficients under DM, a poster under DC.
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import jax.numpy as jnp
+
+
+class SynData(NamedTuple):
+  """A decoded synthetic set.
+
+  Attributes:
+    images: float32 [N, H, W, C] in the data set's preprocessed space.
+    labels: float32 [N, K]: one-hot rows for hard labels, or learned soft labels.
+    extras: learned values the objective owns and the evaluation uses, e.g. MTT's
+      ``syn_lr``; an empty dict for most methods.
+  """
+  images: jnp.ndarray
+  labels: jnp.ndarray
+  extras: dict
+
+
+class RealBatch(NamedTuple):
+  """A class-balanced real batch, class-major.
+
+  Attributes:
+    images: float32 [K, n, H, W, C]: ``n`` real images of each of the ``K`` classes.
+    labels: int32 [K, n]: ``labels[c] == c``.
+  """
+  images: jnp.ndarray
+  labels: jnp.ndarray
+
+
+class Budget(NamedTuple):
+  """What a synthetic set costs, in the pixels-per-dataset accounting of PoDD.
+
+  Attributes:
+    floats: the number of stored floats (images, coefficients, learned labels).
+    ipc: the equivalent images per class, ``floats / (K * H * W * C)`` for the image
+      part; fractional for posters.
+    detail: a dict breaking ``floats`` down by stored tensor, for the results.
+  """
+  floats: int
+  ipc: float
+  detail: dict
+
+
+class Parameterization(NamedTuple):
+  """What is stored, and how it becomes images and labels.
+
+  init(key, sample_real) -> params: a dict pytree. ``sample_real(m)`` returns
+    (images [K*m, H, W, C], labels int [K*m]) of ``m`` real images per class,
+    class-major, for initialisation. Top-level keys name the optimizer group of each
+    leaf: 'labels' is optimised by the labels optimizer, everything else by the
+    images one.
+  decode(params) -> SynData: pure and differentiable.
+  budget(params) -> Budget.
+  """
+  init: Callable[..., Any]
+  decode: Callable[[Any], SynData]
+  budget: Callable[[Any], Budget]
+
+
+class Objective(NamedTuple):
+  """What the decoded images must match.
+
+  prepare(dataset, config) -> ctx: once, outside jit (model functions, expert buffers,
+    teacher statistics). ``ctx`` is closed over by the jitted step.
+  loss(syn, real_batch, key, ctx, step) -> (scalar, aux dict of scalars): pure, jit-able.
+  init_extras(ctx, config) -> dict of learned scalars/arrays added to ``SynData.extras``
+    (optimised with the 'extras' optimizer), e.g. MTT's step size; most objectives
+    return {}.
+  """
+  prepare: Callable[..., Any]
+  loss: Callable[..., Any]
+  init_extras: Callable[..., dict] = lambda ctx, config: {}
