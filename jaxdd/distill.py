@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -99,7 +99,7 @@ def make_step(param, objective, ctx, tx, batch_real: int, mesh):
     (value, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
     updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
     params = optax.apply_updates(state['params'], updates)
-    metrics = {'loss': value, **aux, 'grad_norm': optax.global_norm(grads)}
+    metrics = {'loss': value, **aux, 'grad_norm': optax.tree.norm(grads)}
     new_state = {'params': params, 'opt_state': opt_state, 'step': state['step'] + 1}
     return new_state, metrics
 
@@ -172,20 +172,27 @@ def _truncate_metrics(path: str, last_step: int) -> None:
     f.writelines(lines)
 
 
-def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
-  """Runs (or resumes) one distillation described by ``config``; writes ``workdir``.
+class Setup(NamedTuple):
+  """Everything a run needs, built once from the config (before any compilation)."""
+  ds: Any
+  param: Any
+  objective: Any
+  ctx: Any
+  state: dict
+  step_fn: Any        # jitted step(state, base_key, x_train, index), state donated
+  base_key: Any
+  x_train: Any
+  index: Any
+  mesh: Any
 
-  Returns the results dict also written to ``workdir/results.json``.
-  """
-  t_start = time.time()
+
+def setup(config) -> Setup:
+  """Validates the config and data, builds the method and the initial state."""
   check_config(config)
-  os.makedirs(workdir, exist_ok=True)
-  is_main = jax.process_index() == 0
-
   # ---- Data: loaded and validated on the host, then placed on the device once.
   ds = data_lib.load_dataset(config.data, zca=config.get('zca', 'none'),
-                             data_dir=config.get('data_dir', None),
-                             manual_dir=config.get('manual_dir', None))
+                             data_dir=config.get('data_dir', None) or None,
+                             manual_dir=config.get('manual_dir', None) or None)
   data_lib.check_ipc(ds, config.ipc)
   image_shape = tuple(ds.x_train.shape[1:])
   mesh = sharding_lib.make_mesh()
@@ -207,9 +214,23 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
   state = jax.device_put(state, replicated)
   x_train = jax.device_put(jnp.asarray(ds.x_train), replicated)
   index = jax.device_put(data_lib.build_class_index(ds.y_train, ds.num_classes), replicated)
-
   step_fn = jax.jit(make_step(param, objective, ctx, tx, config.objective.batch_real, mesh),
                     donate_argnums=(0,))
+  return Setup(ds, param, objective, ctx, state, step_fn, base_key, x_train, index, mesh)
+
+
+def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
+  """Runs (or resumes) one distillation described by ``config``; writes ``workdir``.
+
+  Returns the results dict also written to ``workdir/results.json``.
+  """
+  t_start = time.time()
+  run = setup(config)
+  ds, param, state, step_fn = run.ds, run.param, run.state, run.step_fn
+  base_key, x_train, index = run.base_key, run.x_train, run.index
+  replicated = NamedSharding(run.mesh, P())
+  os.makedirs(workdir, exist_ok=True)
+  is_main = jax.process_index() == 0
 
   # ---- Checkpoints: resume from the latest one if the workdir has any.
   ckpt = ocp.CheckpointManager(
@@ -228,30 +249,36 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
   # ---- Loop.
   steps = config.steps
   first = int(state['step'])
-  t_loop, t_last, s_last = time.time(), time.time(), first
+  t_loop = t_last = time.time()
+  s_last = first
   with open(metrics_path, 'a') if is_main else open(os.devnull, 'w') as mlog:
     for s in range(first, steps):
       state, metrics = step_fn(state, base_key, x_train, index)
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      done = s + 1
       bad = _first_non_finite(metrics)
       if bad is not None:
         last = ckpt.latest_step()
+        kept = (f'the last good checkpoint is step {last} in {workdir}/checkpoints'
+                if last is not None else 'no checkpoint had been saved yet')
         raise NonFiniteLossError(
-            f'non-finite {bad} ({metrics[bad]}) at step {s}; the last good checkpoint '
-            f'is step {last} in {workdir}/checkpoints' if last is not None else
-            f'non-finite {bad} ({metrics[bad]}) at step {s}; no checkpoint was saved yet')
-      mlog.write(json.dumps({'step': s + 1, **metrics}) + '\n')
-      done = s + 1
+            f'non-finite {bad} ({metrics[bad]}) at step {done}; stopped, {kept}')
+      mlog.write(json.dumps({'step': done, **metrics}) + '\n')
       if done % config.checkpoint_every == 0 or done == steps:
         mlog.flush()
         ckpt.save(done, args=ocp.args.StandardSave(state))
-      if is_main and (done % config.log_every == 0 or done == steps or s == first):
-        now = time.time()
+      if not is_main:
+        continue
+      now = time.time()
+      if s == first:   # the first step includes compilation: report it, start the clock
+        print(f'step {done}/{steps}  loss {metrics["loss"]:.4g}  '
+              f'(compiled and ran in {now - t_last:.1f} s)', flush=True)
+        t_last, s_last = now, done
+      elif done % config.log_every == 0 or done == steps:
         rate = (done - s_last) / max(now - t_last, 1e-9)
         terms = '  '.join(f'{k} {v:.4g}' for k, v in metrics.items())
         print(f'step {done}/{steps}  {terms}  {rate:.2f} steps/s  '
               f'ETA {_format_seconds((steps - done) / max(rate, 1e-9))}', flush=True)
-        t_last, s_last = now, done
   ckpt.wait_until_finished()
   ckpt.close()
   distill_seconds = time.time() - t_loop

@@ -1,0 +1,41 @@
+"""Shared test helpers: tiny on-disk data sets and config loading."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(name: str, arg: str | None = None):
+  """``get_config(arg)`` of ``configs/NAME.py``, as the launcher would call it."""
+  path = os.path.join(REPO, 'configs', f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'config_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def write_npz(path, shape=(8, 8, 1), classes=3, train_per_class=20, test_per_class=5,
+              seed=0) -> str:
+  """A small learnable data set in the layout of ../shared/data (uint8 images)."""
+  rng = np.random.default_rng(seed)
+  protos = rng.uniform(40, 215, size=(classes,) + shape)
+
+  def split(n):
+    x = np.concatenate([p + rng.normal(0, 25, size=(n,) + shape) for p in protos])
+    y = np.repeat(np.arange(classes), n)
+    return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
+
+  x_train, y_train = split(train_per_class)
+  x_test, y_test = split(test_per_class)
+  np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+           classes=np.array([f'c{i}' for i in range(classes)]))
+  return str(path)
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+  return 'npz:' + write_npz(tmp_path / 'tiny.npz')

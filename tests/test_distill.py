@@ -1,0 +1,183 @@
+"""The generic loop: compile once, resume, 8 devices = 1 device, errors, outputs."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdd import distill, registry
+from jaxdd.errors import ConfigError, DataError
+from jaxdd.interfaces import Objective
+from conftest import REPO, load_config, write_npz
+
+
+def _small(config, data, **overrides):
+  config.data = data
+  config.objective.batch_real = 8
+  config.steps = 6
+  config.checkpoint_every = 3
+  config.log_every = 2
+  config.eval.epochs = 3
+  config.eval.seeds = 2
+  for k, v in overrides.items():
+    node = config
+    *parents, leaf = k.split('.')
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  return config
+
+
+def test_step_compiles_once(tiny_npz):
+  config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2)
+  run = distill.setup(config)
+  state = run.state
+  for _ in range(3):
+    state, metrics = run.step_fn(state, run.base_key, run.x_train, run.index)
+  assert int(state['step']) == 3
+  assert run.step_fn._cache_size() == 1
+  assert np.isfinite(float(metrics['loss']))
+
+
+def test_outputs_of_a_run(tiny_npz, tmp_path):
+  config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2)
+  res = distill.train_and_evaluate(config, str(tmp_path / 'w'))
+  w = tmp_path / 'w'
+  for f in ('metrics.jsonl', 'distilled.npz', 'distilled.png', 'results.json'):
+    assert (w / f).exists(), f
+  saved = json.loads((w / 'results.json').read_text())
+  for k in ('accuracy_mean', 'accuracy_std', 'random_baseline_mean', 'random_baseline_std',
+            'ipc', 'budget_floats', 'steps', 'seconds'):
+    assert k in saved, k
+  assert saved['budget_floats'] == 3 * 2 * 8 * 8 * 1 == res['budget_floats']
+  lines = [json.loads(l) for l in (w / 'metrics.jsonl').read_text().splitlines()]
+  assert [l['step'] for l in lines] == list(range(1, 7))
+  with np.load(w / 'distilled.npz') as f:
+    assert f['images'].shape == (6, 8, 8, 1) and f['labels'].shape == (6, 3)
+    assert 'param/syn/images' in f.files
+    meta = json.loads(str(f['meta_json']))
+  assert meta['data'] == config.data and meta['ipc'] == 2
+
+
+def test_resume_after_interruption_gives_identical_images(tiny_npz, tmp_path, monkeypatch):
+  config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2, steps=8)
+  distill.train_and_evaluate(config, str(tmp_path / 'a'), evaluate=False)
+
+  real_setup = distill.setup
+
+  def interrupted_setup(cfg):
+    run = real_setup(cfg)
+    calls = {'n': 0}
+
+    def step_fn(*args):
+      calls['n'] += 1
+      if calls['n'] == 5:          # after the checkpoint at step 3, before the one at 6
+        raise KeyboardInterrupt
+      return run.step_fn(*args)
+    return run._replace(step_fn=step_fn)
+
+  monkeypatch.setattr(distill, 'setup', interrupted_setup)
+  with pytest.raises(KeyboardInterrupt):
+    distill.train_and_evaluate(config, str(tmp_path / 'b'), evaluate=False)
+  monkeypatch.setattr(distill, 'setup', real_setup)
+  distill.train_and_evaluate(config, str(tmp_path / 'b'), evaluate=False)
+
+  with np.load(tmp_path / 'a' / 'distilled.npz') as a, \
+       np.load(tmp_path / 'b' / 'distilled.npz') as b:
+    np.testing.assert_array_equal(a['images'], b['images'])
+  steps = [json.loads(l)['step'] for l in
+           (tmp_path / 'b' / 'metrics.jsonl').read_text().splitlines()]
+  assert steps == list(range(1, 9))     # the lines after step 3 were redone, not doubled
+
+
+_DEVICE_SCRIPT = textwrap.dedent('''
+    import sys, numpy as np, jax
+    sys.path.insert(0, {tests!r})
+    from conftest import load_config
+    from jaxdd import distill
+    config = load_config('quickstart', 'runlocal')
+    config.data = {data!r}
+    config.ipc = 2
+    config.objective.batch_real = 8
+    config.steps = 3
+    run = distill.setup(config)
+    state = run.state
+    for _ in range(3):
+      state, _ = run.step_fn(state, run.base_key, run.x_train, run.index)
+    np.save({out!r}, np.asarray(state['params']['syn']['images']))
+    print(len(jax.devices()))
+''')
+
+
+def test_eight_simulated_devices_match_one(tiny_npz, tmp_path):
+  outs = {}
+  for n in (1, 8):
+    out = str(tmp_path / f'images_{n}.npy')
+    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={n}',
+               JAX_PLATFORMS='cpu')
+    proc = subprocess.run(
+        [sys.executable, '-c', _DEVICE_SCRIPT.format(
+            tests=os.path.join(REPO, 'tests'), data=tiny_npz, out=out)],
+        env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(n)
+    outs[n] = np.load(out)
+  np.testing.assert_allclose(outs[1], outs[8], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('overrides, error, message', [
+    (dict(ipc=0), ConfigError, 'ipc must be a positive integer'),
+    (dict(ipc=-3), ConfigError, 'ipc must be a positive integer'),
+    (dict(ipc=21), DataError, 'ipc'),                      # 20 images per class
+    ({'objective.name': 'dmm'}, ConfigError, 'objective.name'),
+    ({'model.name': 'convnet7'}, ConfigError, 'model.name'),
+    ({'eval.model': 'vgg99'}, ConfigError, 'eval.model'),
+    ({'parameterization.name': 'jpeg'}, ConfigError, 'parameterization.name'),
+    ({'optim.images.name': 'lbfgs'}, ConfigError, 'optim.images.name'),
+    ({'data': 'imagenet'}, ConfigError, 'data'),
+    ({'data': 'npz:/nonexistent/file.npz'}, DataError, '/nonexistent/file.npz'),
+    ({'steps': 0}, ConfigError, 'steps'),
+])
+def test_config_errors_name_the_field_before_compiling(tiny_npz, monkeypatch, overrides,
+                                                       error, message):
+  overrides = {'ipc': 2, **overrides}
+  config = _small(load_config('quickstart', 'runlocal'), overrides.pop('data', tiny_npz),
+                  **overrides)
+  monkeypatch.setattr(jax, 'jit', lambda *a, **k: pytest.fail('compiled before checking'))
+  with pytest.raises(error, match=message):
+    distill.setup(config)
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
+    tiny_npz, tmp_path, monkeypatch):
+
+  def make_nan_at_5(config):
+    def loss(syn, real, key, ctx, step):
+      value = jnp.sum(syn.images ** 2) * 1e-3
+      value = jnp.where(step >= 4, jnp.nan, value)
+      return value, {'toy': value}
+    return Objective(lambda ds, config: {}, loss)
+
+  monkeypatch.setitem(registry.OBJECTIVES, 'nan_at_5', make_nan_at_5)
+  config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2,
+                  checkpoint_every=2, steps=10, **{'objective.name': 'nan_at_5'})
+  with pytest.raises(distill.NonFiniteLossError, match='at step 5.*checkpoint is step 4'):
+    distill.train_and_evaluate(config, str(tmp_path / 'w'))
+  assert sorted(os.listdir(tmp_path / 'w' / 'checkpoints')) == ['2', '4']
+
+
+def test_launcher_error_is_one_line(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, '-m', 'jaxdd.launch', '--config=configs/quickstart.py:runlocal',
+       '--config.ipc=0', f'--workdir={tmp_path}'],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2
+  errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+  assert errors == ['error: ipc must be a positive integer, got 0'], proc.stderr
+  assert 'Traceback' not in proc.stderr
