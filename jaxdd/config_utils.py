@@ -49,7 +49,8 @@ def base_config(*, data: str, ipc: int) -> ml_collections.ConfigDict:
   c.checkpoint_every = 500
   c.log_every = 50
   c.model = ml_collections.ConfigDict(
-      dict(name='convnet', width=128, depth=3, norm='instancenorm', pooling='avgpooling'))
+      dict(name='convnet', width=128, depth=3, norm='instancenorm', pooling='avgpooling',
+           conv_impl='auto'))
   c.parameterization = ml_collections.ConfigDict(
       dict(name='pixels', init='real', learn_labels=False))
   c.objective = ml_collections.ConfigDict(

@@ -488,3 +488,20 @@ def test_instancenorm_on_one_pixel_would_be_constant():
   logits, _ = jax.jit(
       lambda v, x: models.apply_model(model, v, x, train=True))(variables, x)
   assert np.all(np.std(np.asarray(logits), axis=0) > 0)
+
+
+@pytest.mark.parametrize('kernel, stride, padding', [
+    (3, 1, 1), (3, 1, 3), (5, 1, 2), (3, 2, 1), (1, 2, 0), (5, 1, 0), (3, 1, 'SAME')])
+def test_matmul_convolution_equals_xla_values_and_gradients(kernel, stride, padding):
+  from jaxdd.models.layers import conv2d
+  rng = np.random.default_rng(kernel * 10 + stride)
+  x = jnp.asarray(rng.normal(size=(2, 9, 9, 3)).astype(np.float32))
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, 3, 4)).astype(np.float32))
+  f = lambda impl: lambda x, w: jnp.sum(
+      jnp.sin(conv2d(x, w, (stride, stride), padding, impl)))
+  np.testing.assert_allclose(conv2d(x, w, (stride, stride), padding, 'matmul'),
+                             conv2d(x, w, (stride, stride), padding, 'xla'),
+                             rtol=1e-5, atol=1e-5)
+  for a, b in zip(jax.grad(f('matmul'), argnums=(0, 1))(x, w),
+                  jax.grad(f('xla'), argnums=(0, 1))(x, w)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

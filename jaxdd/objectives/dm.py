@@ -46,17 +46,29 @@ def make_dm(config) -> Objective:
     net_key, aug_key = jax.random.split(key)
     variables = models_lib.init_model(model, net_key, image_shape)
 
-    def class_embeddings(class_key, real_c, syn_c):
-      if use_dsa:
-        # One key, same transform for the real and the synthetic images of the class.
-        real_c = augment.dsa(class_key, real_c, strategy=strategy, siamese=True)
-        syn_c = augment.dsa(class_key, syn_c, strategy=strategy, siamese=True)
-      embed = lambda x: models_lib.apply_model(
-          model, variables, x, train=True, features=True)[0][1]['embedding']
-      return jax.lax.stop_gradient(embed(real_c)).mean(0), embed(syn_c).mean(0)
+    if use_dsa:
+      # One key per class, the same transform for the real and the synthetic images
+      # of that class. A Python loop over the (static) classes rather than a vmap:
+      # under vmap the random group index would be batched and lax.switch would run
+      # all six groups; here each class runs only the group it drew.
+      class_keys = jax.random.split(aug_key, num_classes)
+      aug = lambda k, x: augment.dsa(k, x, strategy=strategy, siamese=True)
+      real_images = jnp.stack([aug(class_keys[c], real.images[c])
+                               for c in range(num_classes)])
+      syn_images = jnp.stack([aug(class_keys[c], syn_images[c])
+                              for c in range(num_classes)])
+    else:
+      real_images = real.images
 
-    class_keys = jax.random.split(aug_key, num_classes)
-    mean_real, mean_syn = jax.vmap(class_embeddings)(class_keys, real.images, syn_images)
+    def mean_embedding(x):   # x: [n, H, W, C] of one class -> [D]
+      (_, feats), _ = models_lib.apply_model(model, variables, x, train=True,
+                                             features=True)
+      return feats['embedding'].mean(0)
+
+    # vmap over classes keeps batch-norm statistics per class (as DCrepo's per-class
+    # calls do) while the convolutions see one batch of all classes.
+    mean_real = jax.lax.stop_gradient(jax.vmap(mean_embedding)(real_images))
+    mean_syn = jax.vmap(mean_embedding)(syn_images)
     value = jnp.sum((mean_real - mean_syn) ** 2)
     return value, {'dm': value}
 
