@@ -65,9 +65,12 @@ def make_dm(config) -> Objective:
                                              features=True)
       return feats['embedding'].mean(0)
 
-    # vmap over classes keeps batch-norm statistics per class (as DCrepo's per-class
-    # calls do) while the convolutions see one batch of all classes.
-    mean_real = jax.lax.stop_gradient(jax.vmap(mean_embedding)(real_images))
+    # One forward per class, as DCrepo's per-class calls: batch-norm statistics stay per
+    # class, and on the CPU the ten 256-image forwards run ~1.7x faster than one
+    # vmapped 2560-image forward (whose activations are 1.3 GB each; measured 4.6 s vs
+    # 7.7 s per CIFAR-10 step). The small synthetic side is vmapped.
+    mean_real = jax.lax.stop_gradient(
+        jnp.stack([mean_embedding(real_images[c]) for c in range(num_classes)]))
     mean_syn = jax.vmap(mean_embedding)(syn_images)
     value = jnp.sum((mean_real - mean_syn) ** 2)
     return value, {'dm': value}
