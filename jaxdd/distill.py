@@ -11,7 +11,6 @@ state, resume, loop, non-finite guard) · outputs (npz, png, evaluation, results
 """
 
 import json
-import math
 import os
 import time
 from typing import Any, NamedTuple
@@ -352,7 +351,8 @@ def evaluate_distilled(config, ds, syn) -> dict:
   images, labels = eval_lib.random_subset(config.seed, ds, baseline_ipc)
   base = eval_lib.evaluate_synset(key, model, images, labels, ds.x_test, ds.y_test,
                                   num_seeds=config.eval.seeds,
-                                  cfg=cfg._replace(loss='ce'), num_classes=ds.num_classes)
+                                  cfg=cfg._replace(loss='ce', lr=config.eval.get('lr', 0.01)),
+                                  num_classes=ds.num_classes)
   out.update(random_baseline_mean=base['accuracy_mean'],
              random_baseline_std=base['accuracy_std'],
              random_baseline_accuracies=base['accuracies'],

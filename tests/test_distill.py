@@ -14,7 +14,7 @@ import pytest
 from jaxdd import distill, registry
 from jaxdd.errors import ConfigError, DataError
 from jaxdd.interfaces import Objective
-from conftest import REPO, load_config, write_npz
+from conftest import REPO, load_config
 
 
 def _small(config, data, **overrides):
