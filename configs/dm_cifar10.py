@@ -8,8 +8,8 @@ Paper: 26.0 % (IPC 1), 48.9 % (IPC 10), 63.0 % (IPC 50), ConvNet-3, 20k iteratio
     python -m jaxdd.launch --config=configs/dm_cifar10.py:10 \
         --config.data=npz:$HOME/.cache/jaxdd/cifar10.npz
 
-jaxdd: the paper-scale run needs a GPU (20k iterations x ~1.5 s on 2 CPU cores); see
-README for the measured step time. Settings (DCrepo main_DM.py): SGD lr_img 1 (10 for
+jaxdd: accuracy not yet measured; the paper-scale run needs a GPU (one iteration takes
+4.6-5.5 s on 2 CPU cores, benchmarks/dm_step.py, so 20k iterations are about a day). Settings (DCrepo main_DM.py): SGD lr_img 1 (10 for
 IPC >= 100), momentum 0.5, real batch 256 per class, real init, Siamese DSA, a fresh
 ConvNet-3 per iteration; evaluation 1000 epochs with DSA, lr 0.01.
 """

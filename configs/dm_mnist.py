@@ -8,7 +8,7 @@ Paper: 89.7 % (IPC 1), 97.5 % (IPC 10), 98.6 % (IPC 50), ConvNet-3, 20k iteratio
     python -m jaxdd.launch --config=configs/dm_mnist.py:ipc=10,steps=1000 \
         --config.data=npz:../shared/data/mnist.npz                                  # CPU-sized
 
-jaxdd measured (2 CPU cores): see README "Results" for the CPU-sized run.
+jaxdd: not yet measured (the CPU-sized run above is the next one to make).
 Settings (DCrepo main_DM.py): SGD lr_img 1 (10 for IPC >= 100), momentum 0.5, real
 batch 256 per class, real init, Siamese DSA, a fresh ConvNet-3 (width 128, instance
 norm) per iteration; evaluation 1000 epochs with DSA, lr 0.01.
