@@ -15,7 +15,6 @@ Writes benchmarks/results/dm_step_<conv_impl>.json.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -26,16 +25,9 @@ import jax
 import numpy as np
 
 from jaxdd import distill
+from jaxdd.config_utils import load_config_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _config():
-  path = os.path.join(HERE, '..', 'configs', 'dm_cifar10.py')
-  spec = importlib.util.spec_from_file_location('dm_cifar10', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config('10')
 
 
 def main():
@@ -45,7 +37,7 @@ def main():
   p.add_argument('--steps', type=int, default=5)
   a = p.parse_args()
 
-  config = _config()
+  config = load_config_file(os.path.join(HERE, '..', 'configs', 'dm_cifar10.py'), '10')
   if a.conv_impl:
     config.model.conv_impl = a.conv_impl
   tmp = tempfile.mkdtemp()

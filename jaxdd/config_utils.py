@@ -4,6 +4,9 @@ A config file defines ``get_config(arg)``; ``arg`` is what follows the colon in
 ``--config=configs/NAME.py:ARG``, e.g. ``10`` or ``ipc=10,runlocal``.
 """
 
+import importlib.util
+import os
+
 import ml_collections
 
 from jaxdd import augment
@@ -61,3 +64,12 @@ def base_config(*, data: str, ipc: int) -> ml_collections.ConfigDict:
       dict(model='convnet', seeds=5, epochs=1000, batch_size=256, lr=0.01, dsa=True,
            loss='ce'))
   return c
+
+
+def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """``get_config(arg)`` of a config file, as ``--config=PATH:ARG`` would call it."""
+  name = os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(f'jaxdd_config_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)

@@ -334,6 +334,7 @@ def export_distilled(workdir, config, ds, syn, params, results) -> None:
 
 def evaluate_distilled(config, ds, syn) -> dict:
   """The evaluation protocol on the distilled set and on a random real subset."""
+  base_cfg = eval_config(config)._replace(loss='ce')   # real images, hard labels
   cfg = eval_config(config)
   if 'syn_lr' in syn.extras:   # trajectory matching evaluates with the learned lr
     cfg = cfg._replace(lr=float(syn.extras['syn_lr']))
@@ -351,8 +352,7 @@ def evaluate_distilled(config, ds, syn) -> dict:
   images, labels = eval_lib.random_subset(config.seed, ds, baseline_ipc)
   base = eval_lib.evaluate_synset(key, model, images, labels, ds.x_test, ds.y_test,
                                   num_seeds=config.eval.seeds,
-                                  cfg=cfg._replace(loss='ce', lr=config.eval.get('lr', 0.01)),
-                                  num_classes=ds.num_classes)
+                                  cfg=base_cfg, num_classes=ds.num_classes)
   out.update(random_baseline_mean=base['accuracy_mean'],
              random_baseline_std=base['accuracy_std'],
              random_baseline_accuracies=base['accuracies'],

@@ -1,21 +1,18 @@
 """Shared test helpers: tiny on-disk data sets and config loading."""
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
+
+from jaxdd.config_utils import load_config_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_config(name: str, arg: str | None = None):
   """``get_config(arg)`` of ``configs/NAME.py``, as the launcher would call it."""
-  path = os.path.join(REPO, 'configs', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'config_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return load_config_file(os.path.join(REPO, 'configs', f'{name}.py'), arg)
 
 
 def write_npz(path, shape=(8, 8, 1), classes=3, train_per_class=20, test_per_class=5,
