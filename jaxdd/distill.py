@@ -86,6 +86,7 @@ def make_step(param, objective, ctx, tx, batch_real: int, mesh):
   def step(state, base_key, x_train, index):
     key = jax.random.fold_in(base_key, state['step'])
     sample_key, loss_key = jax.random.split(key)
+    state_key = jax.random.fold_in(key, 1)   # fold_in keeps the first two keys unchanged
     idx = data_lib.sample_class_balanced(sample_key, index, batch_real)   # [K, n]
     images = jax.lax.with_sharding_constraint(x_train[idx], batch_sharding)
     labels = jnp.broadcast_to(jnp.arange(idx.shape[0])[:, None], idx.shape)
@@ -93,13 +94,19 @@ def make_step(param, objective, ctx, tx, batch_real: int, mesh):
 
     def loss_fn(params):
       syn = param.decode(params['syn'])._replace(extras=params['extras'])
-      return objective.loss(syn, real, loss_key, ctx, state['step'])
+      return objective.loss(syn, real, loss_key, ctx, state['step'], state['objective'])
 
     (value, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
     updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
     params = optax.apply_updates(state['params'], updates)
+    # The objective's own state moves on with the updated (constant) synthetic set.
+    new_syn = jax.lax.stop_gradient(
+        param.decode(params['syn'])._replace(extras=params['extras']))
+    obj_state = objective.update_state(state['objective'], new_syn, real, state_key, ctx,
+                                       state['step'])
     metrics = {'loss': value, **aux, 'grad_norm': optax.tree.norm(grads)}
-    new_state = {'params': params, 'opt_state': opt_state, 'step': state['step'] + 1}
+    new_state = {'params': params, 'opt_state': opt_state, 'objective': obj_state,
+                 'step': state['step'] + 1}
     return new_state, metrics
 
   return step
@@ -205,11 +212,13 @@ def setup(config) -> Setup:
   tx = make_tx(config)
 
   init_key, base_key = jax.random.split(jax.random.key(config.seed))
+  state_key = jax.random.fold_in(init_key, 1)
   sample_real = lambda m: data_lib.select_real_init(
       config.seed, ds.x_train, ds.y_train, ds.num_classes, m)
   syn_params = param.init(init_key, sample_real)
   params = {'syn': syn_params, 'extras': objective.init_extras(ctx, config)}
-  state = {'params': params, 'opt_state': tx.init(params), 'step': jnp.int32(0)}
+  state = {'params': params, 'opt_state': tx.init(params),
+           'objective': objective.init_state(state_key, ctx), 'step': jnp.int32(0)}
   state = jax.device_put(state, replicated)
   x_train = jax.device_put(jnp.asarray(ds.x_train), replicated)
   index = jax.device_put(data_lib.build_class_index(ds.y_train, ds.num_classes), replicated)

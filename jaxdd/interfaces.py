@@ -70,11 +70,21 @@ class Objective(NamedTuple):
 
   prepare(dataset, config) -> ctx: once, outside jit (model functions, expert buffers,
     teacher statistics). ``ctx`` is closed over by the jitted step.
-  loss(syn, real_batch, key, ctx, step) -> (scalar, aux dict of scalars): pure, jit-able.
+  loss(syn, real_batch, key, ctx, step, obj_state) -> (scalar, aux dict of scalars):
+    pure, jit-able. ``obj_state`` is the objective's own carried state (below).
   init_extras(ctx, config) -> dict of learned scalars/arrays added to ``SynData.extras``
     (optimised with the 'extras' optimizer), e.g. MTT's step size; most objectives
     return {}.
+  init_state(key, ctx) -> obj_state: a pytree the loop carries from step to step and
+    checkpoints, but does not optimise: e.g. DC's network, trained on the synthetic set
+    between image updates. Most objectives keep none ({}).
+  update_state(obj_state, syn, real_batch, key, ctx, step) -> obj_state: called inside
+    the same jitted step after the images are updated, with the *updated* synthetic
+    set (held constant). This is how an objective with an inner loop (DC's
+    ``outer_loop``/``inner_loop`` schedule) stays a set of pure functions.
   """
   prepare: Callable[..., Any]
   loss: Callable[..., Any]
   init_extras: Callable[..., dict] = lambda ctx, config: {}
+  init_state: Callable[..., Any] = lambda key, ctx: {}
+  update_state: Callable[..., Any] = lambda obj_state, syn, real, key, ctx, step: obj_state

@@ -158,7 +158,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     tiny_npz, tmp_path, monkeypatch):
 
   def make_nan_at_5(config):
-    def loss(syn, real, key, ctx, step):
+    def loss(syn, real, key, ctx, step, obj_state):
       value = jnp.sum(syn.images ** 2) * 1e-3
       value = jnp.where(step >= 4, jnp.nan, value)
       return value, {'toy': value}

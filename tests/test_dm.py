@@ -42,7 +42,7 @@ def test_dm_loss_matches_numpy():
   labels = jax.nn.one_hot(jnp.repeat(jnp.arange(k), ipc), k)
   value, aux = obj.loss(SynData(jnp.asarray(syn), labels, {}),
                         RealBatch(jnp.asarray(real), jnp.zeros((k, n), jnp.int32)),
-                        key, ctx, 0)
+                        key, ctx, 0, {})
   # The same fresh network the objective draws: the first half of split(key).
   net_key, _ = jax.random.split(key)
   params = models.init_model(ctx['model'], net_key, shape)['params']
@@ -66,7 +66,7 @@ def test_dm_gradient_reaches_only_the_synthetic_images_and_matches_fd():
   labels = jax.nn.one_hot(jnp.arange(k), k)
   batch = RealBatch(real, jnp.zeros((k, n), jnp.int32))
   f = lambda s, r: obj.loss(SynData(s, labels, {}), RealBatch(r, batch.labels),
-                            jax.random.key(0), ctx, 0)[0]
+                            jax.random.key(0), ctx, 0, {})[0]
   g_syn, g_real = jax.grad(f, argnums=(0, 1))(syn, real)
   assert float(jnp.abs(g_real).max()) == 0.0          # real embeddings are constants
   # Central differences in float64 (the network's float32 weights are promoted).
@@ -92,10 +92,10 @@ def test_dm_with_dsa_shares_the_transform_between_real_and_synthetic():
   for seed in range(4):
     value, _ = obj.loss(SynData(real.reshape((k * n,) + shape), labels, {}),
                         RealBatch(real, jnp.zeros((k, n), jnp.int32)),
-                        jax.random.key(seed), ctx, 0)
+                        jax.random.key(seed), ctx, 0, {})
     assert float(value) < 1e-8
   # ... while a different synthetic set has a positive loss.
   value, _ = obj.loss(SynData(real.reshape((k * n,) + shape)[::-1], labels, {}),
                       RealBatch(real, jnp.zeros((k, n), jnp.int32)),
-                      jax.random.key(0), ctx, 0)
+                      jax.random.key(0), ctx, 0, {})
   assert float(value) > 1e-6

@@ -231,9 +231,15 @@ class Norm(nn.Module):
       if c % groups:
         raise ConfigError(
             f"norm='groupnorm' needs channels divisible by {groups}, got {c}")
-      n, h, w = x.shape[:3]
-      y = _standardize(x.reshape(n, h, w, groups, c // groups), (1, 2, 4))
-      y = y.reshape(x.shape)
+      if groups == c:
+        # Per channel over (H, W), without the [.., groups, 1] reshape of the general
+        # case: XLA:CPU lays a trailing size-1 axis out badly, and that reshape made
+        # the norm of a 32x32x128 map 3x slower (143 vs 47 ms, forward + backward).
+        y = _standardize(x, (1, 2))
+      else:
+        n, h, w = x.shape[:3]
+        y = _standardize(x.reshape(n, h, w, groups, c // groups), (1, 2, 4))
+        y = y.reshape(x.shape)
     elif self.kind == 'layernorm':
       affine_shape = x.shape[1:]
       y = _standardize(x, (1, 2, 3))

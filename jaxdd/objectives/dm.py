@@ -38,8 +38,8 @@ def make_dm(config) -> Objective:
         **{k: v for k, v in config.model.items() if k != 'name'})
     return {'model': model, 'image_shape': image_shape}
 
-  def loss(syn, real, key, ctx, step):
-    del step
+  def loss(syn, real, key, ctx, step, obj_state):
+    del step, obj_state
     model, image_shape = ctx['model'], ctx['image_shape']
     num_classes, per_class = real.images.shape[:2]
     syn_images = syn.images.reshape((num_classes, -1) + syn.images.shape[1:])
