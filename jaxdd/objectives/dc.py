@@ -1,0 +1,287 @@
+"""Gradient matching: DC (Zhao, Mopuri & Bilen, ICLR 2021) and DSA (Zhao & Bilen, ICML 2021).
+
+Reference code: `DCrepo:main.py` (the loop) and `DCrepo:utils.py` (``match_loss``,
+``distance_wb``, ``epoch``, ``get_loops``); METHODS.md §1 "DC / DSA".
+
+The loss of one image update, for the network θ that the objective carries (its state):
+
+    L = Σ_c D(∇_θ ℓ(θ; A_ω_c(X^real_c), c),  ∇_θ ℓ(θ; A_ω_c(S_c), y_c))
+
+    D(G^r, G^s) = Σ_layers Σ_i ( 1 − <G^r_i, G^s_i> / (‖G^r_i‖·‖G^s_i‖ + 1e-6) )
+
+(the DC paper's layer-wise gradient-matching distance: over the output rows i of every
+layer's gradient, one minus the cosine similarity). ℓ is the mean cross-entropy; the
+real gradient is a constant; A_ω_c is DSA's Siamese augmentation, one draw ω_c per class
+shared by the real and the synthetic images of class c (the DSA paper's matching loss),
+or the identity for DC. Like
+``distance_wb``, a conv kernel's gradient is one row per output channel (PyTorch's
+``[out, in·kh·kw]``), a dense kernel's one row per output unit, a layer norm's
+``[C, H, W]`` affine one row per channel, and 1-D tensors (biases, norm scales)
+contribute nothing.
+
+The schedule (``DCrepo:main.py``). One DCrepo iteration is a fresh network and
+``outer_loop`` image updates; between two of them the network is trained ``inner_loop``
+epochs on the (constant) synthetic set, and after the last one it is discarded. In
+jaxdd the generic loop's step is one image update, so a run of I iterations is
+``I·outer_loop`` steps; ``update_state`` is the schedule as a pure function of the step:
+a fresh network after steps with ``(step + 1) % outer_loop == 0``, else the inner epochs:
+plain SGD with ``lr_net`` (no momentum: DCrepo's ``optimizer_net = SGD(lr=lr_net)``;
+an older DCrepo commit had momentum 0.5), minibatches of ``batch_train`` drawn from a
+random permutation each epoch with a smaller last one (``DataLoader(shuffle=True)``),
+per-sample DSA for DSA and none for DC, and batch norm in training mode.
+
+Batch-norm networks (DCrepo's ``BN_flag``). Before every image update the running
+statistics are updated in training mode by one forward of ``bn_per_class`` (16) real
+images of each class, all classes in one batch, and both gradients are then taken with
+those statistics frozen (``train=False``). jaxdd's batch norm follows PyTorch (momentum
+0.1, unbiased running variance), so this is the reference's update, and the network
+the state carries keeps it, as DCrepo's does. Other networks (the default ConvNet with
+instance norm) have no running statistics and run with ``train=True``, as DCrepo's
+``net.train()``.
+
+Where jaxdd differs from the reference:
+  * The BN statistics come from the first ``bn_per_class`` images of each class of the
+    step's real batch, not from a second independent draw.
+  * A fresh network is drawn from the step's key, not from the wall clock; the
+    synthetic side's targets are ``syn.labels`` (soft-label cross-entropy, which is
+    DCrepo's hard cross-entropy for one-hot rows), so learned labels work too.
+  * The per-class real gradients run one class after another (``lax.map``: the memory
+    of one class's batch) and the synthetic ones vmapped over classes.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from jaxdd import augment
+from jaxdd import evaluate as eval_lib
+from jaxdd import models as models_lib
+from jaxdd.errors import ConfigError
+from jaxdd.interfaces import Objective
+
+# DCrepo utils.py get_loops: (outer_loop, inner_loop) per IPC, "empirically good".
+DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15),
+            50: (50, 10)}
+EPS = 1e-6   # DCrepo distance_wb's 0.000001
+
+
+def dc_loops(ipc: int, outer_loop: int = 0, inner_loop: int = 0,
+             table: dict = DC_LOOPS) -> tuple[int, int]:
+  """(outer_loop, inner_loop): the given ones if both are set (> 0), else ``table[ipc]``.
+
+  Raises:
+    ConfigError: neither given nor in the table.
+  """
+  if outer_loop > 0 and inner_loop > 0:
+    return outer_loop, inner_loop
+  if ipc not in table:
+    raise ConfigError(f'objective.outer_loop and objective.inner_loop have no default '
+                      f'for ipc {ipc} (defaults exist for ipc '
+                      f'{", ".join(map(str, table))}); give both, e.g. '
+                      f'ipc={ipc},outer_loop=10,inner_loop=50 in the config argument')
+  return table[ipc]
+
+
+# ----------------------------------------------------------------------------------
+# The distance.
+# ----------------------------------------------------------------------------------
+
+
+def _safe_norm(x: jax.Array) -> jax.Array:
+  """‖x‖ over the last axis, with gradient 0 (not NaN) at x = 0, as PyTorch's norm.
+
+  A row of the synthetic gradient is exactly zero whenever a unit is inactive on all
+  of a class's synthetic images (IPC 1 makes that common); sqrt's derivative at 0
+  would turn the whole image gradient into NaN.
+  """
+  sq = jnp.sum(x * x, axis=-1)
+  positive = sq > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+
+def _rows(g: jax.Array) -> jax.Array:
+  """One row per output unit: Flax keeps the output axis last (HWIO conv, [in, out]
+  dense, [H, W, C] layer norm), so rows are that axis; the order of the entries inside
+  a row (here kh, kw, in rather than PyTorch's in, kh, kw) leaves the cosine unchanged."""
+  return jnp.moveaxis(g, -1, 0).reshape(g.shape[-1], -1)
+
+
+def tensor_distance(g_real: jax.Array, g_syn: jax.Array) -> jax.Array:
+  """DCrepo ``distance_wb`` of one parameter tensor's two gradients (0 for ndim ≤ 1)."""
+  if g_real.ndim <= 1:
+    return jnp.zeros((), jnp.result_type(g_real, g_syn))
+  r, s = _rows(g_real), _rows(g_syn)
+  cos = jnp.sum(r * s, axis=-1) / (_safe_norm(r) * _safe_norm(s) + EPS)
+  return jnp.sum(1.0 - cos)
+
+
+def gradient_distance(g_real, g_syn) -> jax.Array:
+  """DCrepo ``match_loss`` (dis_metric 'ours'): Σ over the tensors of two gradient
+  pytrees with the same structure of ``tensor_distance``."""
+  terms = jax.tree_util.tree_leaves(jax.tree_util.tree_map(tensor_distance, g_real, g_syn))
+  return sum(terms, jnp.zeros(()))
+
+
+# ----------------------------------------------------------------------------------
+# Pieces of the objective (pure; the closures in make_dc bind the config).
+# ----------------------------------------------------------------------------------
+
+
+def _ce(model, variables, params, x, targets, train):
+  """Mean (soft-label) cross-entropy of the net on ``x``; batch stats are not kept."""
+  logits, _ = models_lib.apply_model(model, {**variables, 'params': params}, x, train=train)
+  return eval_lib.label_loss(logits, targets, 'ce')
+
+
+def bn_statistics(model, variables, real_images, per_class: int):
+  """Running statistics updated by one train-mode forward of the first ``per_class``
+  real images of every class ([K, n, H, W, C]), all classes together (DCrepo BN_flag)."""
+  m = min(per_class, real_images.shape[1])
+  x = real_images[:, :m].reshape((-1,) + real_images.shape[2:])
+  _, variables = models_lib.apply_model(model, variables, x, train=True)
+  return variables
+
+
+def epoch_order(key, epoch, n: int, batch: int):
+  """The minibatches of one inner epoch: ``(full [n // batch, batch], last [n % batch],
+  aug_key)``, consecutive slices of ``permutation(split(fold_in(key, epoch))[0], n)``.
+
+  Batch ``b`` of the epoch is augmented (DSA) with ``fold_in(aug_key, b)``.
+  """
+  perm_key, aug_key = jax.random.split(jax.random.fold_in(key, epoch))
+  perm = jax.random.permutation(perm_key, n)
+  num_full = n // batch
+  return perm[:num_full * batch].reshape(num_full, batch), perm[num_full * batch:], aug_key
+
+
+def make_dc(config) -> Objective:
+  """DC / DSA objective (module doc).
+
+  Reads ``config.objective.{dsa (False), dsa_strategy, outer_loop, inner_loop (DCrepo's
+  values for config.ipc when absent), lr_net (0.01), batch_train (256), bn_per_class
+  (16)}`` and ``config.model``.
+
+  Raises:
+    ConfigError: a field out of range, naming it, before anything is compiled.
+  """
+  obj_cfg = config.objective
+  use_dsa = bool(obj_cfg.get('dsa', False))
+  strategy = obj_cfg.get('dsa_strategy', augment.DEFAULT_STRATEGY)
+  if use_dsa:
+    augment.parse_strategy(strategy)
+  outer_loop, inner_loop = obj_cfg.get('outer_loop', None), obj_cfg.get('inner_loop', None)
+  if outer_loop is None or inner_loop is None:
+    outer_loop, inner_loop = dc_loops(config.ipc)
+  lr_net = obj_cfg.get('lr_net', 0.01)
+  batch_train = obj_cfg.get('batch_train', 256)
+  bn_per_class = obj_cfg.get('bn_per_class', 16)
+  for field, value in (('outer_loop', outer_loop), ('inner_loop', inner_loop),
+                       ('batch_train', batch_train), ('bn_per_class', bn_per_class)):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+      raise ConfigError(f'objective.{field} must be a positive integer, got {value!r}')
+  if not lr_net > 0:
+    raise ConfigError(f'objective.lr_net must be > 0, got {lr_net!r}')
+
+  def prepare(ds, config):
+    image_shape = tuple(ds.x_train.shape[1:])
+    model = models_lib.get_model(
+        config.model.name, ds.num_classes, image_shape=image_shape,
+        **{k: v for k, v in config.model.items() if k != 'name'})
+    return {'model': model, 'image_shape': image_shape}
+
+  def init_state(key, ctx):
+    return {'variables': models_lib.init_model(ctx['model'], key, ctx['image_shape'])}
+
+  def loss(syn, real, key, ctx, step, obj_state):
+    del step
+    model = ctx['model']
+    variables = obj_state['variables']
+    num_classes = real.images.shape[0]
+    syn_images = syn.images.reshape((num_classes, -1) + syn.images.shape[1:])
+    syn_targets = syn.labels.reshape((num_classes, -1, syn.labels.shape[-1]))
+    real_targets = jax.nn.one_hot(real.labels, syn.labels.shape[-1], dtype=jnp.float32)
+    real_images = real.images
+    bn = models_lib.has_batch_norm(variables)
+    if bn:
+      variables = bn_statistics(model, variables, real_images, bn_per_class)
+
+    if use_dsa:
+      # One Siamese draw per class for its real and synthetic images. A Python loop over
+      # the (static) classes, as in dm.py: under vmap the random group index would be
+      # batched and lax.switch would run all six groups.
+      class_keys = jax.random.split(key, num_classes)
+
+      def aug(x, c):
+        return augment.dsa(class_keys[c], x, strategy=strategy, siamese=True)
+
+      real_images = jnp.stack([aug(real_images[c], c) for c in range(num_classes)])
+      syn_images = jnp.stack([aug(syn_images[c], c) for c in range(num_classes)])
+
+    params = variables['params']
+
+    def grad_of(x, y):
+      # Frozen statistics for BN nets; train mode (no difference) for the others.
+      return jax.grad(_ce, argnums=2)(model, variables, params, x, y, not bn)
+
+    g_real = jax.lax.stop_gradient(
+        jax.lax.map(lambda xy: grad_of(*xy), (real_images, real_targets)))
+    g_syn = jax.vmap(grad_of)(syn_images, syn_targets)
+    value = jnp.sum(jax.vmap(gradient_distance)(g_real, g_syn))
+    return value, {'dc': value}
+
+  def train_epochs(model, variables, images, targets, key):
+    """``inner_loop`` epochs of SGD on the synthetic set (DCrepo ``epoch('train')``)."""
+    n = images.shape[0]
+    batch = min(batch_train, n)
+
+    def sgd_step(variables, idx, aug_key):
+      x, y = images[idx], targets[idx]
+      if use_dsa:
+        x = augment.dsa(aug_key, x, strategy=strategy, siamese=False)
+
+      def loss_fn(params):
+        logits, new_vars = models_lib.apply_model(
+            model, {**variables, 'params': params}, x, train=True)
+        return eval_lib.label_loss(logits, y, 'ce'), new_vars
+
+      grads, new_vars = jax.grad(loss_fn, has_aux=True)(variables['params'])
+      params = jax.tree_util.tree_map(lambda p, g: p - lr_net * g, variables['params'],
+                                      grads)
+      return {**new_vars, 'params': params}
+
+    def epoch(variables, e):
+      full, last, aug_key = epoch_order(key, e, n, batch)
+      variables, _ = jax.lax.scan(
+          lambda v, ib: (sgd_step(v, ib[1], jax.random.fold_in(aug_key, ib[0])), None),
+          variables, (jnp.arange(full.shape[0]), full))
+      if last.shape[0]:   # DataLoader keeps the smaller last batch (static size here)
+        variables = sgd_step(variables, last, jax.random.fold_in(aug_key, full.shape[0]))
+      return variables, None
+
+    variables, _ = jax.lax.scan(epoch, variables, jnp.arange(inner_loop))
+    return variables
+
+  def update_state(obj_state, syn, real, key, ctx, step):
+    """After image update ``step``: a fresh network from ``split(key)[0]`` if it ended an
+    iteration, else the inner epochs with ``split(key)[1]`` (see ``epoch_order``)."""
+    model, image_shape = ctx['model'], ctx['image_shape']
+    fresh_key, train_key = jax.random.split(key)
+
+    def fresh(_):
+      return {'variables': models_lib.init_model(model, fresh_key, image_shape)}
+
+    def train(_):
+      old = obj_state['variables']
+      variables = old
+      if models_lib.has_batch_norm(variables):
+        # The statistics the loss froze for this image update stay in the network.
+        variables = bn_statistics(model, variables, real.images, bn_per_class)
+      variables = train_epochs(model, variables, syn.images, syn.labels, train_key)
+      # Keep the carried dtypes (float64 synthetic images would promote BN stats).
+      return {'variables': jax.tree_util.tree_map(lambda v, o: v.astype(o.dtype),
+                                                  variables, old)}
+
+    if outer_loop == 1:   # every step ends an iteration: no inner loop to compile
+      return fresh(None)
+    return jax.lax.cond((step + 1) % outer_loop == 0, fresh, train, None)
+
+  return Objective(prepare, loss, init_state=init_state, update_state=update_state)
