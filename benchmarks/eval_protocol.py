@@ -32,6 +32,7 @@ def main():
   p.add_argument('--seeds', type=int, default=5)
   p.add_argument('--epochs', type=int, default=300)
   p.add_argument('--conv_impl', default='auto')
+  p.add_argument('--seed_loop', default='auto', choices=evaluate.SEED_LOOPS)
   p.add_argument('--out', default=os.path.join(HERE, 'results', 'eval_protocol.json'))
   a = p.parse_args()
 
@@ -46,7 +47,7 @@ def main():
 
   t0 = time.time()
   compiled = evaluate._train_and_test.lower(model, tuple(images.shape[1:]), cfg,
-                                            *args).compile()
+                                            a.seed_loop, *args).compile()
   compile_s = time.time() - t0
   t0 = time.time()
   accs, _ = jax.block_until_ready(compiled(*args))
@@ -55,7 +56,7 @@ def main():
       'benchmark': 'evaluation protocol, random real subset',
       'data': a.data, 'ipc': a.ipc, 'seeds': a.seeds, 'epochs': a.epochs,
       'batch_size': 256, 'dsa': True, 'model': 'convnet (ConvNet-3 w128 instancenorm)',
-      'conv_impl': a.conv_impl, 'test_images': int(ds.x_test.shape[0]),
+      'conv_impl': a.conv_impl, 'seed_loop': a.seed_loop, 'test_images': int(ds.x_test.shape[0]),
       'compile_seconds': round(compile_s, 1), 'run_seconds': round(run_s, 1),
       'total_seconds': round(compile_s + run_s, 1),
       'accuracy_mean': float(accs.mean()), 'accuracy_std': float(accs.std()),

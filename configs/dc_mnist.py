@@ -16,8 +16,8 @@ batch 256.
 
 Evaluation: DCrepo evaluates DC on MNIST with its non-differentiable DC augmentation
 (get_daparam: 'crop_scale_rotate', crop 4 px, scale ±20 %, rotation ±45°) and therefore
-1000 epochs. jaxdd's evaluation offers DSA or nothing; the closest is DSA (its default
-strategy includes crop, scale and rotate) for 1000 epochs, lr 0.01.
+1000 epochs. jaxdd evaluates with DSA's crop, scale and rotate groups (the strategy
+'crop_scale_rotate', with DSA's ranges: rotation ±15°) for 1000 epochs, lr 0.01.
 ``iterations=N`` in the argument shortens a run; ``outer_loop=O,inner_loop=I`` sets the
 loops (required for an IPC outside DCrepo's table).
 """
@@ -43,7 +43,10 @@ def get_config(arg=None):
   c.steps = arg.iterations * outer_loop
   c.checkpoint_every = 50 * outer_loop      # every 50 iterations
   c.log_every = 10 * outer_loop             # DCrepo prints every 10 iterations
-  c.eval.dsa = True                         # stands in for DCrepo's DC augmentation
+  # DCrepo's DC augmentation is crop, scale and rotate; DSA's groups of those names
+  # stand in for it (DSA's ranges: scale 1/1.2-1.2, rotation ±15°, not ±45°).
+  c.eval.dsa = True
+  c.eval.dsa_strategy = 'crop_scale_rotate'
   c.eval.epochs = 1000
   # conv_impl stays 'auto': the inner loop is a scan over training steps, where the
   # matmul convolution is ~100x faster on the CPU than XLA's (models/layers.py).

@@ -48,7 +48,10 @@ def get_config(arg=None):
   c.steps = arg.iterations * outer_loop
   c.checkpoint_every = 50 * outer_loop
   c.log_every = 10 * outer_loop
-  c.eval.dsa = True                         # stands in for DCrepo's DC augmentation
+  # DCrepo's DC augmentation is crop, scale and rotate; DSA's groups of those names
+  # stand in for it (DSA's ranges: scale 1/1.2-1.2, rotation ±15°, not ±45°).
+  c.eval.dsa = True
+  c.eval.dsa_strategy = 'crop_scale_rotate'
   c.eval.epochs = 1000
   # conv_impl stays 'auto': the inner loop is a scan over training steps, where the
   # matmul convolution is ~100x faster on the CPU than XLA's (models/layers.py).

@@ -22,6 +22,7 @@ import optax
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from jaxdd import augment
 from jaxdd import data as data_lib
 from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
@@ -148,6 +149,7 @@ def eval_config(config) -> eval_lib.EvalConfig:
   e = config.eval
   return eval_lib.EvalConfig(epochs=e.epochs, batch_size=e.get('batch_size', 256),
                              lr=e.get('lr', 0.01), dsa=e.get('dsa', True),
+                             dsa_strategy=e.get('dsa_strategy', augment.DEFAULT_STRATEGY),
                              loss=e.get('loss', 'ce'))
 
 

@@ -154,3 +154,18 @@ def test_cli_random_subset_writes_results(tmp_path):
     assert k in res
   assert len(res['accuracies']) == 2 and res['ipc'] == 2
   assert 'accuracy' in proc.stdout
+
+
+def test_seed_loops_vmap_and_map_give_the_same_accuracies():
+  x, y = _tiny_set()
+  model = models.get_model('convnet', 3, image_shape=(8, 8, 1), **TINY)
+  cfg = evaluate.EvalConfig(epochs=4, batch_size=4, dsa=True)
+  res = {how: evaluate.evaluate_synset(jax.random.key(2), model, x, y, x, y, num_seeds=3,
+                                       cfg=cfg, seed_loop=how)
+         for how in ('vmap', 'map')}
+  np.testing.assert_allclose(res['vmap']['accuracies'], res['map']['accuracies'])
+  np.testing.assert_allclose(res['vmap']['final_train_loss_mean'],
+                             res['map']['final_train_loss_mean'], rtol=1e-4)
+  with pytest.raises(ConfigError, match='seed_loop'):
+    evaluate.evaluate_synset(jax.random.key(2), model, x, y, x, y, num_seeds=1, cfg=cfg,
+                             seed_loop='pmap')
