@@ -17,6 +17,7 @@ import re
 import sys
 
 from absl import app
+from absl import logging
 from absl import flags
 from ml_collections import config_flags
 
@@ -59,6 +60,10 @@ def main(argv):
                                                ('process_id', 'JAX_PROCESS_ID'))
            if v in os.environ}
     jax.distributed.initialize(**env)
+  if not flags.FLAGS['verbosity'].present:
+    # Orbax logs every checkpoint at INFO; the progress lines are ours. --verbosity=0
+    # (or -v 0) brings them back.
+    logging.set_verbosity(logging.WARNING)
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(_config_argument())
   try:
