@@ -100,6 +100,12 @@ def make_step(param, objective, ctx, tx, batch_real: int, mesh):
     (value, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
     updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
     params = optax.apply_updates(state['params'], updates)
+    params = {**params, 'syn': param.project(params['syn'])}
+    if 'skip_update' in aux:   # the objective vetoed this step (DATM's skip rule)
+      keep_old = aux['skip_update'] > 0
+      params, opt_state = jax.tree_util.tree_map(
+          lambda old, new: jnp.where(keep_old, old, new),
+          (state['params'], state['opt_state']), (params, opt_state))
     # The objective's own state moves on with the updated (constant) synthetic set.
     new_syn = jax.lax.stop_gradient(
         param.decode(params['syn'])._replace(extras=params['extras']))
@@ -215,8 +221,13 @@ def setup(config) -> Setup:
 
   init_key, base_key = jax.random.split(jax.random.key(config.seed))
   state_key = jax.random.fold_in(init_key, 1)
-  sample_real = lambda m: data_lib.select_real_init(
-      config.seed, ds.x_train, ds.y_train, ds.num_classes, m)
+  if objective.init_filter is None:
+    sample_real = lambda m: data_lib.select_real_init(
+        config.seed, ds.x_train, ds.y_train, ds.num_classes, m)
+  else:   # e.g. DATM: only images the experts classify correctly, with their logits
+    keep_fn = jax.jit(lambda x, y: objective.init_filter(ctx, x, y))
+    sample_real = lambda m: data_lib.select_real_init_filtered(
+        config.seed, ds.x_train, ds.y_train, ds.num_classes, m, keep_fn)
   syn_params = param.init(init_key, sample_real)
   params = {'syn': syn_params, 'extras': objective.init_extras(ctx, config)}
   state = {'params': params, 'opt_state': tx.init(params),

@@ -59,10 +59,17 @@ class Parameterization(NamedTuple):
     images one.
   decode(params) -> SynData: pure and differentiable.
   budget(params) -> Budget.
+  project(params) -> params: applied by the loop after every optimizer update, e.g.
+    PoDDL's and RaT-BPTT's learned labels clamped >= 0; the identity by default.
+
+  ``sample_real(m)`` returns integer labels [K*m], or, when the objective has an
+  ``init_filter`` (below), float label initialisations [K*m, K] (e.g. DATM's expert
+  logits), which a parameterization that learns labels starts from.
   """
   init: Callable[..., Any]
   decode: Callable[[Any], SynData]
   budget: Callable[[Any], Budget]
+  project: Callable[[Any], Any] = lambda params: params
 
 
 class Objective(NamedTuple):
@@ -82,9 +89,16 @@ class Objective(NamedTuple):
     the same jitted step after the images are updated, with the *updated* synthetic
     set (held constant). This is how an objective with an inner loop (DC's
     ``outer_loop``/``inner_loop`` schedule) stays a set of pure functions.
+  init_filter(ctx, images, labels) -> (keep bool [N], label_init float [N, K]), or None:
+    which real images may initialise the synthetic set and the labels they start
+    with (DATM: only images the experts classify correctly, labels = their logits).
+
+  An objective may return ``aux['skip_update'] = 1`` to veto the step: the loop then
+  leaves parameters and optimizer state unchanged (DATM's skip rule).
   """
   prepare: Callable[..., Any]
   loss: Callable[..., Any]
   init_extras: Callable[..., dict] = lambda ctx, config: {}
   init_state: Callable[..., Any] = lambda key, ctx: {}
   update_state: Callable[..., Any] = lambda obj_state, syn, real, key, ctx, step: obj_state
+  init_filter: Callable[..., Any] | None = None

@@ -181,3 +181,96 @@ def test_launcher_error_is_one_line(tmp_path):
   errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
   assert errors == ['error: ipc must be a positive integer, got 0'], proc.stderr
   assert 'Traceback' not in proc.stderr
+
+
+def test_skip_update_leaves_params_and_optimizer_state_unchanged(tiny_npz, monkeypatch):
+  # DATM's skip rule: an objective vetoes the step with aux['skip_update'] = 1.
+  def make_skip_odd(config):
+    def loss(syn, real, key, ctx, step, obj_state):
+      value = jnp.sum((syn.images - 1.0) ** 2)
+      return value, {'skip_update': (step % 2 == 1).astype(jnp.float32)}
+    return Objective(lambda ds, config: {}, loss)
+
+  monkeypatch.setitem(registry.OBJECTIVES, 'skip_odd', make_skip_odd)
+  config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2,
+                  **{'objective.name': 'skip_odd'})
+  run = distill.setup(config)
+  state = run.state
+  history = []
+  for _ in range(4):
+    before = jax.device_get(state)
+    state, _ = run.step_fn(state, run.base_key, run.x_train, run.index)
+    history.append((before, jax.device_get(state)))
+  for step, (before, after) in enumerate(history):
+    same = jax.tree_util.tree_all(jax.tree_util.tree_map(
+        lambda a, b: np.array_equal(a, b), before['params'], after['params']))
+    same_opt = jax.tree_util.tree_all(jax.tree_util.tree_map(
+        lambda a, b: np.array_equal(a, b), before['opt_state'], after['opt_state']))
+    assert same == (step % 2 == 1) and same_opt == (step % 2 == 1), step
+    assert int(after['step']) == step + 1
+
+
+def test_project_is_applied_after_every_update(tiny_npz, monkeypatch):
+  def make_clamped_pixels(config, num_classes, image_shape):
+    base = registry.PARAMETERIZATIONS['pixels'](config, num_classes, image_shape)
+    clamp = lambda p: {**p, 'images': jnp.minimum(p['images'], 0.25)}
+    return base._replace(project=clamp)
+
+  def make_push_up(config):   # gradient descent pushes every pixel up
+    return Objective(lambda ds, config: {},
+                     lambda syn, real, key, ctx, step, s: (-jnp.sum(syn.images), {}))
+
+  monkeypatch.setitem(registry.PARAMETERIZATIONS, 'clamped', make_clamped_pixels)
+  monkeypatch.setitem(registry.OBJECTIVES, 'push_up', make_push_up)
+  config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2,
+                  **{'objective.name': 'push_up', 'parameterization.name': 'clamped'})
+  run = distill.setup(config)
+  state, _ = run.step_fn(run.state, run.base_key, run.x_train, run.index)
+  images = np.asarray(state['params']['syn']['images'])
+  assert images.max() <= 0.25 and np.isclose(images.max(), 0.25)
+
+
+def _class_medians(ds):
+  brightness = ds.x_train.mean(axis=(1, 2, 3))
+  return np.array([np.median(brightness[ds.y_train == c]) for c in range(ds.num_classes)])
+
+
+def test_init_filter_selects_accepted_images_and_their_label_init(tiny_npz, monkeypatch):
+  # DATM: initialise only from images the experts get right, labels = their logits.
+  def init_filter(ctx, images, labels):
+    brightness = images.mean(axis=(1, 2, 3))
+    keep = brightness > jnp.asarray(ctx['threshold'])[labels]
+    label_init = jnp.stack([brightness, -brightness, labels.astype(jnp.float32)], -1)
+    return keep, label_init
+
+  def make_filtered(config):
+    def prepare(ds, config):
+      return {'threshold': _class_medians(ds)}
+    return Objective(prepare, lambda syn, real, key, ctx, step, s: (jnp.sum(syn.labels), {}),
+                     init_filter=init_filter)
+
+  monkeypatch.setitem(registry.OBJECTIVES, 'filtered', make_filtered)
+  config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=3,
+                  **{'objective.name': 'filtered', 'parameterization.learn_labels': True})
+  run = distill.setup(config)
+  images = np.asarray(run.state['params']['syn']['images'])
+  labels = np.asarray(run.state['params']['syn']['labels'])
+  brightness = images.mean(axis=(1, 2, 3))
+  assert (brightness > _class_medians(run.ds)[np.repeat(np.arange(3), 3)]).all()
+  np.testing.assert_allclose(labels[:, 0], brightness, rtol=1e-5)
+  np.testing.assert_array_equal(labels[:, 2], np.repeat(np.arange(3), 3))
+  # Every synthetic image is a real training image of its class.
+  for i, img in enumerate(images):
+    match = np.flatnonzero(np.all(np.isclose(run.ds.x_train, img), axis=(1, 2, 3)))
+    assert len(match) == 1 and run.ds.y_train[match[0]] == i // 3
+
+
+def test_init_filter_refuses_a_class_with_too_few_accepted_images(tiny_npz, monkeypatch):
+  def make_none_ok(config):
+    return Objective(lambda ds, config: {}, lambda *a: (0.0, {}),
+                     init_filter=lambda ctx, x, y: (y != 1, jax.nn.one_hot(y, 3)))
+  monkeypatch.setitem(registry.OBJECTIVES, 'none_ok', make_none_ok)
+  config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2,
+                  **{'objective.name': 'none_ok'})
+  with pytest.raises(DataError, match='class 1 has 0 images the objective accepts'):
+    distill.setup(config)

@@ -17,6 +17,7 @@ from jaxdd.data.sampling import ClassIndex
 from jaxdd.data.sampling import build_class_index
 from jaxdd.data.sampling import sample_class_balanced
 from jaxdd.data.sampling import select_real_init
+from jaxdd.data.sampling import select_real_init_filtered
 from jaxdd.data.sources import Dataset
 from jaxdd.data.sources import check_ipc
 from jaxdd.data.sources import load_dataset
@@ -25,6 +26,6 @@ from jaxdd.data.sources import validate_arrays
 __all__ = [
     'KNOWN_STATS', 'ZCA', 'ZCA_MODES', 'denormalize', 'normalize', 'zca_apply',
     'zca_fit_krr', 'zca_fit_raw', 'zca_invert', 'ClassIndex', 'build_class_index',
-    'sample_class_balanced', 'select_real_init', 'Dataset', 'check_ipc', 'load_dataset',
-    'validate_arrays',
+    'sample_class_balanced', 'select_real_init', 'select_real_init_filtered', 'Dataset',
+    'check_ipc', 'load_dataset', 'validate_arrays',
 ]

@@ -82,6 +82,12 @@ def _host_rng(seed_or_key) -> np.random.Generator:
   return np.random.default_rng(np.asarray(key, np.uint32).ravel().tolist())
 
 
+def _check_per_class(per_class) -> None:
+  if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) \
+      or per_class <= 0:
+    raise ConfigError(f'images per class must be a positive integer, got {per_class!r}')
+
+
 def select_real_init(seed_or_key, x, y, num_classes: int, per_class: int, *,
                      name: str = 'train set'):
   """Random real images of every class, as DC/DM initialise the synthetic set.
@@ -104,9 +110,7 @@ def select_real_init(seed_or_key, x, y, num_classes: int, per_class: int, *,
     ConfigError: ``per_class`` is not a positive integer.
     DataError: a class has fewer than ``per_class`` images.
   """
-  if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) \
-      or per_class <= 0:
-    raise ConfigError(f'images per class must be a positive integer, got {per_class!r}')
+  _check_per_class(per_class)
   y = np.asarray(y)
   rng = _host_rng(seed_or_key)
   picks = []
@@ -119,3 +123,55 @@ def select_real_init(seed_or_key, x, y, num_classes: int, per_class: int, *,
   picks = np.concatenate(picks)
   labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
   return np.asarray(x[picks]), labels
+
+
+def select_real_init_filtered(seed_or_key, x, y, num_classes: int, per_class: int,
+                              keep_fn, *, chunk: int = 256, name: str = 'train set'):
+  """Like ``select_real_init``, but only images ``keep_fn`` accepts, with its labels.
+
+  DATM initialises from real images the experts classify correctly, with the experts'
+  logits as the initial soft labels. Candidates of each class are visited in a random
+  order (deterministic in ``seed_or_key``), ``chunk`` at a time (a fixed shape, so a
+  jitted ``keep_fn`` compiles once), until ``per_class`` are accepted.
+
+  Args:
+    seed_or_key: an int seed or a JAX PRNG key.
+    x: [N, H, W, C] images.
+    y: [N] integer labels.
+    num_classes: K.
+    per_class: images per class.
+    keep_fn: (images [chunk, H, W, C], labels int [chunk]) -> (keep bool [chunk],
+      label_init float [chunk, K]).
+    chunk: candidates per call of ``keep_fn``.
+    name: the data set's name, for error messages.
+
+  Returns:
+    (images [K * per_class, H, W, C], label_init float32 [K * per_class, K]),
+    class-major.
+
+  Raises:
+    DataError: a class has fewer than ``per_class`` accepted images.
+  """
+  _check_per_class(per_class)
+  y = np.asarray(y)
+  rng = _host_rng(seed_or_key)
+  images, label_init = [], []
+  for c in range(num_classes):
+    order = rng.permutation(np.flatnonzero(y == c))
+    accepted, labels_c = [], []
+    for start in range(0, len(order), chunk):
+      idx = order[start:start + chunk]
+      padded = np.resize(idx, chunk)   # repeats the chunk's own indices to a fixed shape
+      keep, init = jax.device_get(keep_fn(jnp.asarray(x[padded]), jnp.asarray(y[padded])))
+      keep = np.asarray(keep)[:len(idx)]
+      accepted.extend(idx[keep].tolist())
+      labels_c.extend(np.asarray(init)[:len(idx)][keep])
+      if len(accepted) >= per_class:
+        break
+    if len(accepted) < per_class:
+      raise DataError(f'dataset {name!r}: class {c} has {len(accepted)} images the '
+                      f'objective accepts for initialisation (e.g. classified correctly '
+                      f'by the experts), fewer than the {per_class} per class asked for')
+    images.append(np.asarray(x[np.asarray(accepted[:per_class])]))
+    label_init.append(np.stack(labels_c[:per_class]).astype(np.float32))
+  return np.concatenate(images), np.concatenate(label_init)

@@ -2,7 +2,8 @@
 
 ``ipc`` images per class, class-major (class 0 first), initialised from real images of
 their class (DM, DSA, MTT) or from standard-normal noise (DC), with hard labels (fixed
-one-hot rows, not stored) or learnable soft labels initialised to the one-hot rows.
+one-hot rows, not stored) or learnable soft labels initialised to the one-hot rows, or
+to the objective's label initialisation when it gives one (DATM's expert logits).
 """
 
 import jax
@@ -39,14 +40,17 @@ def make_pixels(*, num_classes: int, ipc: int, image_shape, init: str = 'real',
   hard = jax.nn.one_hot(jnp.repeat(jnp.arange(num_classes), ipc), num_classes)
 
   def init_fn(key, sample_real):
+    label_init = hard
     if init == 'real':
-      images, _ = sample_real(ipc)
+      images, labels = sample_real(ipc)
       images = jnp.asarray(images, jnp.float32)
+      if jnp.ndim(labels) == 2:   # the objective's label init, e.g. DATM's expert logits
+        label_init = jnp.asarray(labels, jnp.float32)
     else:
       images = jax.random.normal(key, (n, h, w, c), jnp.float32)
     params = {'images': images}
     if learn_labels:
-      params['labels'] = hard
+      params['labels'] = label_init
     return params
 
   def decode(params):
