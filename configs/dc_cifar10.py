@@ -21,36 +21,13 @@ CIFAR-10 (get_daparam: no augmentation): 300 epochs without augmentation, lr 0.0
 loops (required for an IPC outside DCrepo's table).
 """
 
-import ml_collections
-
-from jaxdd import augment
-from jaxdd.config_utils import base_config, parse_arg
-from jaxdd.objectives.dc import dc_loops
+from jaxdd.config_utils import dc_config, parse_arg
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, ipc=10, iterations=1000, outer_loop=0, inner_loop=0,
                   runlocal=False)
-  c = base_config(data='tfds:cifar10', ipc=arg.ipc)
-  outer_loop, inner_loop = dc_loops(arg.ipc, arg.outer_loop, arg.inner_loop)
-  c.objective = ml_collections.ConfigDict(dict(
-      name='dc', dsa=False, dsa_strategy=augment.DEFAULT_STRATEGY, batch_real=256,
-      outer_loop=outer_loop, inner_loop=inner_loop, lr_net=0.01, batch_train=256,
-      bn_per_class=16))
-  c.parameterization.init = 'noise'
-  c.optim.images = ml_collections.ConfigDict(dict(name='sgd', lr=0.1, momentum=0.5))
-  c.steps = arg.iterations * outer_loop
-  c.checkpoint_every = 50 * outer_loop      # every 50 iterations
-  c.log_every = 10 * outer_loop             # DCrepo prints every 10 iterations
-  c.eval.dsa = False
-  c.eval.epochs = 300
-  # conv_impl stays 'auto': the inner loop is a scan over training steps, where the
-  # matmul convolution is ~100x faster on the CPU than XLA's (models/layers.py).
-  if arg.runlocal:
-    c.objective.update(outer_loop=2, inner_loop=1, batch_real=16)
-    c.steps = 2                # one iteration: an inner epoch, then a fresh network
-    c.checkpoint_every = 2
-    c.log_every = 1
-    c.eval.epochs = 10
-    c.eval.seeds = 2
-  return c
+  return dc_config(data='tfds:cifar10', ipc=arg.ipc, dsa=False, init='noise',
+                   iterations=arg.iterations, eval_dsa=False, eval_epochs=300,
+                   outer_loop=arg.outer_loop, inner_loop=arg.inner_loop,
+                   runlocal=arg.runlocal)

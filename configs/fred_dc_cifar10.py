@@ -23,41 +23,27 @@ DC on CIFAR-10: 300 epochs without augmentation, lr 0.01. The IPC argument defau
 
 import ml_collections
 
-from jaxdd.config_utils import base_config, parse_arg
-from jaxdd.objectives.dc import DC_LOOPS, dc_loops
+from jaxdd.config_utils import dc_config, parse_arg
+from jaxdd.objectives.dc import DC_LOOPS
 
 # FreD's get_loops: DCrepo's table plus its budgets 2 / 11 / 51.
 LOOPS = {**DC_LOOPS, 2: (1, 1), 11: (10, 50), 51: (50, 10)}
 
 
 def get_config(arg=None):
-  # ipc=0 means "not given": 2 for a paper run, 1 for runlocal.
+  # ipc=0 means "not given": 2 for a paper-style run, 1 for runlocal.
   arg = parse_arg(arg, ipc=0, iterations=1000, outer_loop=0, inner_loop=0,
                   runlocal=False)
-  c = base_config(data='tfds:cifar10', ipc=arg.ipc or (1 if arg.runlocal else 2))
-  outer_loop, inner_loop = dc_loops(c.ipc, arg.outer_loop, arg.inner_loop, LOOPS)
-  c.objective = ml_collections.ConfigDict(dict(
-      name='dc', dsa=False, batch_real=256, outer_loop=outer_loop, inner_loop=inner_loop,
-      lr_net=0.01, batch_train=256, bn_per_class=16))
+  c = dc_config(data='tfds:cifar10', ipc=arg.ipc or (1 if arg.runlocal else 2), dsa=False,
+                init='real', iterations=arg.iterations, eval_dsa=False, eval_epochs=300,
+                outer_loop=arg.outer_loop, inner_loop=arg.inner_loop, loops=LOOPS,
+                runlocal=arg.runlocal)
   # The authors' unnormalised DCT and their lr (the orthonormal-equivalent lr is about
   # 1e3 / (2·32 · 2·32) ≈ 0.24 on most coefficients; see fred_dm_cifar10.py).
   c.parameterization = ml_collections.ConfigDict(
       dict(name='fred', msz=32, dct_norm=None, init='real', learn_labels=False))
-  c.optim.images = ml_collections.ConfigDict(dict(name='sgd', lr=1e3, momentum=0.5))
-  c.steps = arg.iterations * outer_loop
-  c.checkpoint_every = 50 * outer_loop
-  c.log_every = 10 * outer_loop
-  c.eval.dsa = False
-  c.eval.epochs = 300
-  # conv_impl stays 'auto': the inner loop is a scan over training steps, where the
-  # matmul convolution is ~100x faster on the CPU than XLA's (models/layers.py).
+  c.optim.images.lr = 1e3
   if arg.runlocal:
     # msz 64: 16 instances per class, what the 16-image stand-in data can initialise.
     c.parameterization.msz = 64
-    c.objective.update(outer_loop=2, inner_loop=1, batch_real=16)
-    c.steps = 2
-    c.checkpoint_every = 2
-    c.log_every = 1
-    c.eval.epochs = 10
-    c.eval.seeds = 2
   return c

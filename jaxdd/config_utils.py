@@ -73,3 +73,177 @@ def load_config_file(path: str, arg: str | None = None) -> ml_collections.Config
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg)
+
+
+def shrink_for_runlocal(c: ml_collections.ConfigDict, steps: int = 4
+                        ) -> ml_collections.ConfigDict:
+  """The ``runlocal`` sizes every config shares: a few steps, a 10-epoch, 2-seed eval."""
+  c.steps = steps
+  c.checkpoint_every = 2
+  c.log_every = 2
+  c.eval.epochs = 10
+  c.eval.seeds = 2
+  return c
+
+
+def mtt_mnist_config(ipc: int, steps: int, runlocal: bool) -> ml_collections.ConfigDict:
+  """MTT on MNIST sized for a CPU (configs/mtt_mnist.py; pad_mnist.py builds on it)."""
+  c = base_config(data='tfds:mnist', ipc=ipc)
+  c = trajectory_config(c, steps=steps, syn_steps=20 if ipc == 1 else 10,
+                        expert_epochs=2, max_start_epoch=3, lr_img=100.0,
+                        lr_lr=1e-7 if ipc == 1 else 1e-5, num_experts=10,
+                        expert_train_epochs=5, runlocal=runlocal)
+  c.eval.epochs = 10 if runlocal else 300
+  for node in (c.eval, c.objective, c.objective.experts):   # digits must not be flipped
+    node.dsa_strategy = 'crop_scale_rotate'
+  return c
+
+
+def dc_config(*, data: str, ipc: int, dsa: bool, init: str, iterations: int,
+              eval_dsa: bool, eval_epochs: int, eval_dsa_strategy: str | None = None,
+              outer_loop: int = 0, inner_loop: int = 0, loops: dict | None = None,
+              runlocal: bool = False) -> ml_collections.ConfigDict:
+  """The fields DC and DSA configs share (DCrepo main.py; METHODS.md §1 DC / DSA).
+
+  A jaxdd step is one image update, so ``steps = iterations * outer_loop``; the
+  (outer_loop, inner_loop) pair comes from DCrepo's table for ``ipc`` (or ``loops``)
+  unless both are given. Returns a config at DCrepo's settings: SGD lr_img 0.1,
+  momentum 0.5, real batch 256 per class, inner training SGD lr_net 0.01, batch 256.
+  ``init`` is the pixels' init ('noise' for DC, 'real' for DSA); a caller with another
+  parameterization replaces ``c.parameterization``.
+  """
+  from jaxdd.objectives.dc import DC_LOOPS, dc_loops  # pylint: disable=g-import-not-at-top
+  outer_loop, inner_loop = dc_loops(ipc, outer_loop, inner_loop, loops or DC_LOOPS)
+  c = base_config(data=data, ipc=ipc)
+  c.objective = ml_collections.ConfigDict(dict(
+      name='dc', dsa=dsa, dsa_strategy=augment.DEFAULT_STRATEGY, batch_real=256,
+      outer_loop=outer_loop, inner_loop=inner_loop, lr_net=0.01, batch_train=256,
+      bn_per_class=16))
+  c.optim.images = ml_collections.ConfigDict(dict(name='sgd', lr=0.1, momentum=0.5))
+  c.steps = iterations * outer_loop
+  c.checkpoint_every = 50 * outer_loop      # every 50 iterations
+  c.log_every = 10 * outer_loop             # DCrepo prints every 10 iterations
+  c.parameterization.init = init
+  c.eval.dsa = eval_dsa
+  c.eval.epochs = eval_epochs
+  if eval_dsa_strategy:
+    c.eval.dsa_strategy = eval_dsa_strategy
+  # conv_impl stays 'auto': the inner loop is a scan over training steps, where the
+  # matmul convolution is ~100x faster on the CPU than XLA's (models/layers.py).
+  if runlocal:
+    c.objective.update(outer_loop=2, inner_loop=1, batch_real=16)
+    c.steps = 2                # one iteration: an inner epoch, then a fresh network
+    c.checkpoint_every = 2
+    c.log_every = 1
+    c.eval.epochs = 10
+    c.eval.seeds = 2
+  return c
+
+
+def trajectory_config(c: ml_collections.ConfigDict, *, steps: int, syn_steps: int,
+                      expert_epochs: int, max_start_epoch: int, lr_img: float,
+                      lr_lr: float, num_experts: int, expert_train_epochs: int,
+                      lr_teacher: float = 0.01,
+                      runlocal: bool = False) -> ml_collections.ConfigDict:
+  """Adds MTT's fields to a ``base_config`` (METHODS.md §1 MTT; objectives/trajectory.py).
+
+  Images and the learned student lr (``syn_lr``, an 'extras' leaf) use SGD with
+  momentum 0.5; the experts are trained on the first run (SGD lr 0.01, batch 256,
+  DSA) and cached under ``~/.cache/jaxdd/experts``. DATM and PAD configs change the
+  returned config.
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  c.steps = steps
+  c.checkpoint_every = 500
+  c.log_every = 10
+  c.objective = ml_collections.ConfigDict(dict(
+      name='mtt', batch_real=8,   # MTT reads no real batch: a small one keeps it cheap
+      syn_steps=syn_steps, expert_epochs=expert_epochs, max_start_epoch=max_start_epoch,
+      min_start_epoch=0, max_start_epoch_initial=0, expansion_end_step=0, batch_syn=0,
+      dsa=True, dsa_strategy=augment.DEFAULT_STRATEGY, lr_teacher=lr_teacher,
+      label_loss='ce', threshold=0.0, param_mask='none', mask_ratio=0.0,
+      checkpoint='step', init_from_experts=False))
+  c.objective.experts = ml_collections.ConfigDict(dict(
+      num_experts=num_experts, epochs=expert_train_epochs, lr=0.01, momentum=0.0,
+      weight_decay=0.0, batch_size=256, dsa=True, dsa_strategy=augment.DEFAULT_STRATEGY,
+      cache_dir=os.path.join(os.path.expanduser('~'), '.cache', 'jaxdd', 'experts'),
+      schedule='none'))
+  c.optim.images = ml_collections.ConfigDict(dict(name='sgd', lr=lr_img, momentum=0.5))
+  c.optim.extras = ml_collections.ConfigDict(dict(name='sgd', lr=lr_lr, momentum=0.5))
+  if runlocal:
+    c.objective.update(syn_steps=2, expert_epochs=1, max_start_epoch=1)
+    # lr 0.3: the briefly trained experts must classify some images (DATM's init).
+    c.objective.experts.update(
+        num_experts=2, epochs=2, batch_size=8, lr=0.3,
+        cache_dir=os.path.join(tempfile.gettempdir(), 'jaxdd_runlocal_experts'))
+    shrink_for_runlocal(c)
+  return c
+
+
+# DATM's CIFAR-10 table (METHODS.md §1 DATM; the paper's, DATM #7), shared by the DATM
+# and PAD configs: ipc -> (max_start_initial, max_start, expansion_end_step, lr_img,
+# lr_lr, lr_y, threshold).
+DATM_CIFAR10 = {1: (0, 4, 0, 100.0, 1e-7, 5.0, 1.1),
+                10: (10, 20, 1000, 100.0, 1e-5, 2.0, 1.0),
+                50: (20, 40, 2000, 1000.0, 1e-5, 2.0, 1.0)}
+
+
+def datm_cifar10_config(data: str, ipc: int, steps: int, *, expert_epochs: int = 2,
+                        runlocal: bool = False) -> ml_collections.ConfigDict:
+  """DATM on CIFAR-10 at the paper's settings for ``ipc`` (1, 10 or 50; else 10's)."""
+  start0, max_start, expand, lr_img, lr_lr, lr_y, thr = DATM_CIFAR10.get(
+      ipc, DATM_CIFAR10[10])
+  c = base_config(data=data, ipc=ipc)
+  c.zca = 'raw'
+  c = trajectory_config(c, steps=steps, syn_steps=80, expert_epochs=expert_epochs,
+                        max_start_epoch=max_start, lr_img=lr_img, lr_lr=lr_lr,
+                        num_experts=100, expert_train_epochs=100, runlocal=runlocal)
+  return datm_update(c, lr_y=lr_y, threshold=thr, max_start_initial=start0,
+                     expansion_end_step=expand, runlocal=runlocal)
+
+
+def datm_update(c: ml_collections.ConfigDict, *, lr_y: float, threshold: float,
+                max_start_initial: int, expansion_end_step: int,
+                runlocal: bool = False) -> ml_collections.ConfigDict:
+  """Turns a ``trajectory_config`` into DATM (METHODS.md §1 DATM).
+
+  Learned soft labels initialised from the experts' logits of real images the experts
+  classify correctly (only those images initialise), SGD(lr_y, momentum 0.9) on them,
+  soft cross-entropy in the student and in evaluation; the start-epoch window grows
+  from ``max_start_initial`` to ``max_start_epoch`` by ``expansion_end_step``; steps
+  whose loss exceeds ``threshold`` are skipped. GSAM experts are replaced by plain SGD
+  (jaxdd.experts).
+  """
+  c.parameterization.learn_labels = True
+  c.objective.update(label_loss='soft_ce', threshold=threshold, init_from_experts=True,
+                     max_start_epoch_initial=max_start_initial,
+                     expansion_end_step=expansion_end_step)
+  c.optim.labels = ml_collections.ConfigDict(dict(name='sgd', lr=lr_y, momentum=0.9))
+  c.eval.loss = 'soft_ce'
+  c.eval.batch_size = 128
+  if runlocal:
+    c.objective.update(max_start_epoch_initial=1, expansion_end_step=2)
+  return c
+
+
+def pad_update(c: ml_collections.ConfigDict, *, mask_ratio: float,
+               runlocal: bool = False) -> ml_collections.ConfigDict:
+  """Turns a DATM config into PAD (METHODS.md §2 PAD).
+
+  Experts trained on EL2N-scheduled data (the easiest 75 % of each class growing to all
+  by epoch 20, then the easiest 10 % dropped after epoch 40 and 20 % after epoch 60),
+  and the first ``mask_ratio`` of the depth-ordered parameter vector masked out of
+  both terms of the matching loss (the paper; the released code's 'smallest_error'
+  variant is ``objective.param_mask``).
+  """
+  c.objective.update(param_mask='depth' if mask_ratio > 0 else 'none',
+                     mask_ratio=mask_ratio)
+  c.objective.experts.schedule = 'pad'
+  c.objective.pad = ml_collections.ConfigDict(dict(
+      initial_ratio=0.75, add_end_epoch=20, remove_epochs=(40, 60),
+      remove_fractions=(0.1, 0.2), el2n_nets=3, el2n_epochs=2))
+  if runlocal:
+    c.objective.pad.update(add_end_epoch=1, remove_epochs=(1, 2), el2n_nets=1,
+                           el2n_epochs=1)
+  return c

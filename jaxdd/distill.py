@@ -11,6 +11,7 @@ state, resume, loop, non-finite guard) · outputs (npz, png, evaluation, results
 """
 
 import json
+import math
 import os
 import time
 from typing import Any, NamedTuple
@@ -23,6 +24,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxdd import augment
+from jaxdd import clipping
 from jaxdd import data as data_lib
 from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
@@ -32,7 +34,7 @@ from jaxdd.errors import ConfigError
 from jaxdd.interfaces import RealBatch
 from jaxdd.outputs import save_grid_png, write_json
 
-OPTIMIZERS = ('sgd', 'adam')
+OPTIMIZERS = ('sgd', 'adam', 'lamb')
 
 
 class NonFiniteLossError(RuntimeError):
@@ -45,17 +47,34 @@ class NonFiniteLossError(RuntimeError):
 
 
 def make_optimizer(cfg, field: str) -> optax.GradientTransformation:
-  """One optax optimizer from ``{name, lr, momentum | b1, b2}``."""
+  """One optax optimizer from ``{name, lr, momentum | b1, b2}``.
+
+  Options: ``cosine_decay_steps`` (with ``cosine_alpha``) decays the lr on a cosine;
+  ``clip_running_norm`` (with ``clip_factor``, ``clip_decay``) clips the
+  gradient to a multiple of a running average of its norm (jaxdd.clipping; RaT-BPTT);
+  ``nonnegative`` clamps the parameters >= 0 after every update (learned labels).
+  """
   name = cfg.get('name', 'sgd')
   lr = cfg.get('lr', None)
   if name not in OPTIMIZERS:
     raise ConfigError(f'{field}.name must be one of {", ".join(OPTIMIZERS)}, got {name!r}')
   if lr is None or not lr > 0:
     raise ConfigError(f'{field}.lr must be > 0, got {lr}')
+  decay_steps = cfg.get('cosine_decay_steps', 0)
+  if decay_steps:   # FRePo: cosine decay to cosine_alpha x lr
+    lr = optax.cosine_decay_schedule(lr, decay_steps, alpha=cfg.get('cosine_alpha', 0.0))
   if name == 'sgd':
-    momentum = cfg.get('momentum', 0.0)
-    return optax.sgd(lr, momentum=momentum or None)
-  return optax.adam(lr, b1=cfg.get('b1', 0.9), b2=cfg.get('b2', 0.999))
+    tx = optax.sgd(lr, momentum=cfg.get('momentum', 0.0) or None)
+  elif name == 'adam':
+    tx = optax.adam(lr, b1=cfg.get('b1', 0.9), b2=cfg.get('b2', 0.999))
+  else:
+    tx = optax.lamb(lr, b1=cfg.get('b1', 0.9), b2=cfg.get('b2', 0.999))
+  if cfg.get('clip_running_norm', False):   # RaT-BPTT: clip to 2x an EMA of the norm
+    tx = optax.chain(clipping.clip_by_running_norm(cfg.get('clip_factor', 2.0),
+                                                   cfg.get('clip_decay', 0.9)), tx)
+  if cfg.get('nonnegative', False):         # RaT-BPTT's labels: clamped >= 0 after a step
+    tx = optax.chain(tx, optax.keep_params_nonnegative())
+  return tx
 
 
 def group_labels(params) -> Any:
@@ -127,7 +146,11 @@ def make_step(param, objective, ctx, tx, batch_real: int, mesh):
 def check_config(config) -> None:
   """Raises ConfigError naming the field and what is accepted."""
   ipc = config.get('ipc', None)
-  if not isinstance(ipc, int) or isinstance(ipc, bool) or ipc <= 0:
+  fractional = config.parameterization.get('name') in registry.FRACTIONAL_IPC
+  if fractional:   # a poster's budget may be 0.3 images per class
+    if not isinstance(ipc, (int, float)) or isinstance(ipc, bool) or not ipc > 0:
+      raise ConfigError(f'ipc must be a positive number, got {ipc!r}')
+  elif not isinstance(ipc, int) or isinstance(ipc, bool) or ipc <= 0:
     raise ConfigError(f'ipc must be a positive integer, got {ipc!r}')
   for field in ('steps', 'objective.batch_real', 'checkpoint_every', 'log_every',
                 'eval.seeds', 'eval.epochs'):
@@ -207,7 +230,7 @@ def setup(config) -> Setup:
   ds = data_lib.load_dataset(config.data, zca=config.get('zca', 'none'),
                              data_dir=config.get('data_dir', None) or None,
                              manual_dir=config.get('manual_dir', None) or None)
-  data_lib.check_ipc(ds, config.ipc)
+  data_lib.check_ipc(ds, math.ceil(config.ipc))
   image_shape = tuple(ds.x_train.shape[1:])
   mesh = sharding_lib.make_mesh()
   sharding_lib.check_divisible(config.objective.batch_real, mesh, 'objective.batch_real')
@@ -225,7 +248,7 @@ def setup(config) -> Setup:
     sample_real = lambda m: data_lib.select_real_init(
         config.seed, ds.x_train, ds.y_train, ds.num_classes, m)
   else:   # e.g. DATM: only images the experts classify correctly, with their logits
-    keep_fn = jax.jit(lambda x, y: objective.init_filter(ctx, x, y))
+    keep_fn = lambda x, y: objective.init_filter(ctx, x, y)   # jitted by the objective
     sample_real = lambda m: data_lib.select_real_init_filtered(
         config.seed, ds.x_train, ds.y_train, ds.num_classes, m, keep_fn)
   syn_params = param.init(init_key, sample_real)
@@ -334,7 +357,8 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
 
 
 def export_distilled(workdir, config, ds, syn, params, results) -> None:
-  """Writes ``distilled.npz`` (images, labels, raw parameters) and ``distilled.png``."""
+  """Writes ``distilled.npz`` (images, labels, raw parameters), ``distilled.png`` and,
+  for a poster, ``poster.png``."""
   images = np.asarray(syn.images)
   labels = np.asarray(syn.labels)
   arrays = {'images': images, 'labels': labels}
@@ -352,6 +376,14 @@ def export_distilled(workdir, config, ds, syn, params, results) -> None:
   pixels = data_lib.denormalize(ds, images)
   save_grid_png(os.path.join(workdir, 'distilled.png'), pixels,
                 np.argmax(labels, axis=-1), ds.num_classes)
+  poster = params['syn'].get('poster')
+  if poster is not None:   # PoDD: the poster itself, beside the grid of its patches
+    poster = np.asarray(poster)
+    if config.get('zca', 'none') == 'none':
+      poster = data_lib.denormalize(ds, poster)
+    else:   # a ZCA is defined on image-sized inputs only: show the poster min-max scaled
+      poster = (poster - poster.min()) / max(float(np.ptp(poster)), 1e-12)
+    save_grid_png(os.path.join(workdir, 'poster.png'), poster[None], np.zeros(1, int), 1)
 
 
 def evaluate_distilled(config, ds, syn) -> dict:

@@ -4,10 +4,14 @@ A new method is a new entry here plus a config: the loop never branches on a nam
 """
 
 from jaxdd.errors import ConfigError
+from jaxdd.objectives.bptt import make_bptt
 from jaxdd.objectives.dc import make_dc
 from jaxdd.objectives.dm import make_dm
+from jaxdd.objectives.krr import make_frepo, make_kip
+from jaxdd.objectives.trajectory import make_mtt
 from jaxdd.params.fred import make_fred
 from jaxdd.params.pixels import make_pixels
+from jaxdd.params.poster import make_poster
 
 
 def _pixels(config, num_classes, image_shape):
@@ -26,8 +30,29 @@ def _fred(config, num_classes, image_shape):
                    learn_labels=p.get('learn_labels', False))
 
 
-PARAMETERIZATIONS = {'pixels': _pixels, 'fred': _fred}
-OBJECTIVES = {'dm': make_dm, 'dc': make_dc}   # 'dc' is DSA with objective.dsa=True
+def _poster(config, num_classes, image_shape):
+  p = config.parameterization
+  grid = p.get('grid', None)
+  patches = p.get('patches', None)
+  shape = p.get('poster_shape', None)
+  order = p.get('class_order', None)
+  return make_poster(num_classes=num_classes, image_shape=image_shape, ipc=config.ipc,
+                     grid=tuple(grid) if grid else None,
+                     patches=tuple(patches) if patches else None,
+                     learn_labels=p.get('learn_labels', False),
+                     label_cells=p.get('label_cells', None) or None,
+                     class_order=order if order is not None and len(order) else None,
+                     poster_shape=tuple(shape) if shape else None,
+                     init=p.get('init', 'tiles'), fixed_labels=p.get('fixed_labels', 'shares'),
+                     label_pool=p.get('label_pool', 'crop'))
+
+
+PARAMETERIZATIONS = {'pixels': _pixels, 'fred': _fred, 'poster': _poster}
+FRACTIONAL_IPC = ('poster',)   # parameterizations whose ipc may be a fraction (0.3, 0.5)
+OBJECTIVES = {'dm': make_dm, 'dc': make_dc,   # 'dc' is DSA with objective.dsa=True
+              'bptt': make_bptt,              # BPTT, truncated BPTT and RaT-BPTT
+              'kip': make_kip, 'frepo': make_frepo,
+              'mtt': make_mtt}                # MTT, DATM and PAD by options
 
 
 def get_parameterization(config, num_classes, image_shape):

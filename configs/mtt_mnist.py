@@ -1,0 +1,20 @@
+r"""MTT on MNIST, sized for a CPU (METHODS.md §1 MTT; MTT reports no MNIST setting).
+
+    python -m jaxdd.launch --config=configs/mtt_mnist.py:10 \
+        --config.data=npz:../shared/data/mnist.npz
+
+jaxdd: not yet measured. A CPU-sized buffer: 10 experts x 5 epochs (SGD lr 0.01, batch
+256, DSA; trained once, cached under ~/.cache/jaxdd/experts). Matching: expert_epochs
+2, max_start_epoch 3, syn_steps 20 (IPC 1) / 10 (IPC 10), batch_syn = the whole set,
+lr_img 100, lr_lr 1e-5 (1e-7 at IPC 1, as MTT's CIFAR-10 table), initial syn_lr 0.01,
+no ZCA, 500 iterations; evaluation 300 epochs with DSA's crop, scale and rotate at the
+learned syn_lr. ``--config.objective.checkpoint`` picks the unroll's
+rematerialisation ('none', 'step', 'nested'; benchmarks/mtt_memory.py).
+"""
+
+from jaxdd.config_utils import mtt_mnist_config, parse_arg
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, ipc=10, steps=500, runlocal=False)
+  return mtt_mnist_config(arg.ipc, arg.steps, arg.runlocal)

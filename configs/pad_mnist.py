@@ -1,0 +1,27 @@
+r"""PAD on MNIST, sized for a CPU (METHODS.md §2 PAD): configs/mtt_mnist.py plus PAD.
+
+    python -m jaxdd.launch --config=configs/pad_mnist.py:10 \
+        --config.data=npz:../shared/data/mnist.npz
+
+jaxdd: not yet measured. MTT's CPU-sized settings (configs/mtt_mnist.py) with PAD's
+parameter selection: the first 50 % (IPC 10; 0 at IPC 1, as PAD's CIFAR-10 table) of
+the depth-ordered parameter vector masked out of both terms of the matching loss. The
+experts are the same cached buffer as mtt_mnist's (``expert_schedule=pad`` in the
+argument trains PAD's EL2N-scheduled experts instead, with the data schedule scaled to
+the 5-epoch buffer: all data by epoch 2, the easiest 10 % dropped after epoch 3 and 20 %
+after epoch 4). Hard labels and real init as MTT's, so the comparison with mtt_mnist
+isolates the masking.
+"""
+
+from jaxdd.config_utils import mtt_mnist_config, pad_update, parse_arg
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, ipc=10, steps=500, expert_schedule='none', runlocal=False)
+  c = mtt_mnist_config(arg.ipc, arg.steps, arg.runlocal)
+  c = pad_update(c, mask_ratio=0.0 if arg.ipc == 1 else 0.5, runlocal=arg.runlocal)
+  if arg.expert_schedule != 'pad':
+    c.objective.experts.schedule = 'none'
+  elif not arg.runlocal:
+    c.objective.pad.update(add_end_epoch=2, remove_epochs=(3, 4))
+  return c

@@ -1,0 +1,40 @@
+r"""RaT-BPTT on MNIST, sized for a CPU (METHODS.md §1 RaT-BPTT; the reference has no
+MNIST setting).
+
+    python -m jaxdd.launch --config=configs/ratbptt_mnist.py:1 \
+        --config.data=npz:../shared/data/mnist.npz
+
+jaxdd: not yet measured. Settings: those of configs/ratbptt_cifar10.py (Adam 1e-3 inner
+and outer, outer gradient clipping at 2x the running norm, learned labels clamped >= 0,
+random truncation) shortened for 2 CPU cores: window 20 of a total 60 inner steps, a
+real batch of 64 per class; no ZCA; the augmentation is DSA's 'crop_scale_rotate'
+(digits must not be flipped). Evaluation: jaxdd's protocol (SGD, 300 epochs here).
+"""
+
+import ml_collections
+
+from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, ipc=1, steps=500, runlocal=False)
+  c = base_config(data='tfds:mnist', ipc=arg.ipc)
+  c.steps = arg.steps
+  c.checkpoint_every = 100
+  c.log_every = 20
+  c.parameterization.learn_labels = True
+  c.objective = ml_collections.ConfigDict(dict(
+      name='bptt', batch_real=64, window=20, total_window=60, min_window=0,
+      truncation='random', complete_random=True, redraw_every=0, inner_optim='adam',
+      inner_lr=1e-3, eps_root=1e-8, batch_syn=0, syn_dsa=True,
+      syn_dsa_strategy='crop_scale_rotate', real_dsa=True,
+      real_dsa_strategy='crop_scale_rotate', label_norm='none', remat=True))
+  c.optim.images = ml_collections.ConfigDict(dict(
+      name='adam', lr=1e-3, clip_running_norm=True, clip_factor=2.0, clip_decay=0.9))
+  c.optim.labels = ml_collections.ConfigDict(dict(name='adam', lr=1e-3, nonnegative=True))
+  c.eval.epochs = 300
+  c.eval.dsa_strategy = 'crop_scale_rotate'
+  if arg.runlocal:
+    c.objective.update(batch_real=8, window=2, total_window=4)
+    shrink_for_runlocal(c)
+  return c

@@ -1,0 +1,485 @@
+"""Trajectory matching: MTT (Cazenavette et al., CVPR 2022), DATM (Guo et al., ICLR 2024)
+and PAD's parameter masking (Li et al.; papers/003 §3.1, §3.3; METHODS.md §1 MTT, DATM,
+§2 PAD).
+
+One objective, three methods by options. Each step draws an expert e ~ U[0, E) and a
+start epoch t ~ U[t_min, t_max(step)) from a buffer of expert trajectories (flat
+parameter vectors, shallow to deep), starts a student at θ̂_0 = θ*_{e,t}, takes
+``syn_steps`` plain-SGD steps on the synthetic set (PAD Eq. 1)
+
+    θ̂_{i+1} = θ̂_i − α · ∇_θ ℓ(f_θ̂_i(A(x_{B_i})), y_{B_i}),     α = syn_lr (learned)
+
+and matches the expert ``expert_epochs`` (M) epochs later (PAD Eq. 2, squared as in the
+code of all three methods):
+
+    L = Σ_{j∈J} (θ̂_N − θ*_{t+M})_j² / Σ_{j∈J} (θ*_t − θ*_{t+M})_j²
+
+J is every entry, or PAD's selection (``param_mask``, both terms use the same J):
+  * 'depth' (the paper, Eq. 4; historical ``PAD_depth.py``): J drops the first
+    k = ⌊mask_ratio·P⌋ entries of the depth-ordered vector, the shallow layers.
+  * 'smallest_error' (the released ``PAD.py``): J drops the k entries with the
+    smallest (θ̂_N − θ*_{t+M})², i.e. keeps the worst-matched ones; the denominator
+    sums the start distance over the same kept entries, as that code does.
+
+Minibatches B_i follow MTT: a fresh random permutation of the synthetic set split into
+chunks of ``batch_syn`` (the last one smaller), consumed from the last chunk (MTT's
+``list.pop()``), a new permutation when they run out. Shapes must be static, so a
+smaller chunk is padded and its padding weighted 0 in the mean loss (identical loss;
+only a batch-norm student would see the padding in its batch statistics). A is DSA with
+parameters drawn per sample (MTT's unseeded ``DiffAugment``), or the identity.
+
+DATM's additions are options: the soft-label loss −Σ softmax(y)·log_softmax(f) of
+learned logits (``label_loss='soft_ce'``); sequential generation, the start window's
+upper end rising from ``max_start_epoch_initial`` to ``max_start_epoch`` by
+``expansion_end_step`` (``start_window``); the skip rule (no update at all when the
+loss exceeds ``threshold``), reported as ``aux['skip_update']`` for the loop to honour;
+and the soft-label initialisation ``expert_label_init``.
+
+Where jaxdd differs from the authors' code:
+  * syn_lr is used as it is, not clamped (the authors neither clamp nor
+    reparameterise it; a negative value is possible in principle, never observed).
+  * Experts are drawn uniformly from a device-resident buffer (MTT's ``load_all``);
+    the default MTT code walks shuffled buffer files expert by expert.
+  * The unroll is a ``lax.scan`` with a rematerialisation policy (``checkpoint``)
+    instead of keeping every step's graph, as the PyTorch code must.
+"""
+
+import functools
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdd import augment
+from jaxdd import evaluate as eval_lib
+from jaxdd import models as models_lib
+from jaxdd.errors import ConfigError
+from jaxdd.interfaces import Objective
+
+CHECKPOINTS = ('none', 'step', 'nested')
+PARAM_MASKS = ('none', 'depth', 'smallest_error')
+LABEL_LOSSES = ('ce', 'soft_ce')
+_PAD_DEFAULTS = dict(initial_ratio=0.75, add_end_epoch=20, remove_epochs=(40, 60),
+                     remove_fractions=(0.1, 0.2))   # difficulty.pad_schedule's
+
+# A student: apply(theta [P], images [n, H, W, C]) -> logits [n, K].
+ApplyFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+class MTTOptions(NamedTuple):
+  """The objective's settings (``config.objective`` fields; defaults: MTT's argparse).
+
+  ``max_start_epoch_initial`` and ``expansion_end_step`` are DATM's
+  ``current_max_start_epoch`` and ``expansion_end_epoch`` (counted in distillation
+  steps); ``expansion_end_step=0`` turns sequential generation off. ``batch_syn=0`` is
+  the whole set; ``threshold=0`` turns the skip rule off.
+  """
+  syn_steps: int = 20
+  expert_epochs: int = 3
+  max_start_epoch: int = 25
+  min_start_epoch: int = 0
+  max_start_epoch_initial: int = 0
+  expansion_end_step: int = 0
+  batch_syn: int = 0
+  dsa: bool = True
+  dsa_strategy: str = augment.DEFAULT_STRATEGY
+  lr_teacher: float = 0.01
+  label_loss: str = 'ce'
+  threshold: float = 0.0
+  param_mask: str = 'none'
+  mask_ratio: float = 0.0
+  checkpoint: str = 'step'
+
+
+def _is_int(v) -> bool:
+  return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def mtt_options(obj_cfg) -> MTTOptions:
+  """Reads and validates ``config.objective`` (a ConfigDict or dict) into MTTOptions.
+
+  Raises:
+    ConfigError: naming ``objective.<field>`` and the accepted values.
+  """
+  get = obj_cfg.get
+  values = {f: get(f, d) for f, d in MTTOptions._field_defaults.items()}
+  opts = MTTOptions(**values)
+  for field in ('syn_steps', 'expert_epochs', 'max_start_epoch'):
+    v = getattr(opts, field)
+    if not _is_int(v) or v <= 0:
+      raise ConfigError(f'objective.{field} must be a positive integer, got {v!r}')
+  for field in ('min_start_epoch', 'expansion_end_step', 'batch_syn',
+                'max_start_epoch_initial'):
+    v = getattr(opts, field)
+    if not _is_int(v) or v < 0:
+      raise ConfigError(f'objective.{field} must be an integer >= 0, got {v!r}')
+  if opts.min_start_epoch >= opts.max_start_epoch:
+    raise ConfigError(f'objective.min_start_epoch must be < objective.max_start_epoch '
+                      f'({opts.max_start_epoch}), got {opts.min_start_epoch}')
+  if opts.expansion_end_step > 0 and not (
+      opts.min_start_epoch < opts.max_start_epoch_initial <= opts.max_start_epoch):
+    raise ConfigError(
+        'objective.max_start_epoch_initial must satisfy objective.min_start_epoch '
+        f'({opts.min_start_epoch}) < it <= objective.max_start_epoch '
+        f'({opts.max_start_epoch}) when objective.expansion_end_step > 0, got '
+        f'{opts.max_start_epoch_initial!r}')
+  if not isinstance(opts.dsa, (bool, np.bool_)):
+    raise ConfigError(f'objective.dsa must be True or False, got {opts.dsa!r}')
+  if opts.dsa:
+    try:
+      augment.parse_strategy(opts.dsa_strategy)
+    except ConfigError as e:
+      raise ConfigError(f'objective.{e}') from None
+  if not _is_number(opts.lr_teacher) or not opts.lr_teacher > 0:
+    raise ConfigError(f'objective.lr_teacher must be a number > 0, got {opts.lr_teacher!r}')
+  if not _is_number(opts.threshold) or opts.threshold < 0:
+    raise ConfigError(f'objective.threshold must be a number >= 0 (0 = off), '
+                      f'got {opts.threshold!r}')
+  for field, accepted in (('label_loss', LABEL_LOSSES), ('param_mask', PARAM_MASKS),
+                          ('checkpoint', CHECKPOINTS)):
+    if getattr(opts, field) not in accepted:
+      raise ConfigError(f'objective.{field} must be one of {", ".join(accepted)}, '
+                        f'got {getattr(opts, field)!r}')
+  if not _is_number(opts.mask_ratio) or not 0 <= opts.mask_ratio < 1:
+    raise ConfigError(f'objective.mask_ratio must be a number in [0, 1), '
+                      f'got {opts.mask_ratio!r}')
+  return opts
+
+
+def check_buffer(trajectories_shape, opts: MTTOptions) -> None:
+  """Raises ConfigError when the window cannot fit the buffer [E, T+1, P]."""
+  last = trajectories_shape[1] - 1
+  if opts.max_start_epoch - 1 + opts.expert_epochs > last:
+    raise ConfigError(
+        f'objective.max_start_epoch ({opts.max_start_epoch}) - 1 + '
+        f'objective.expert_epochs ({opts.expert_epochs}) must be <= the experts\' '
+        f'last epoch ({last})')
+
+
+# ----------------------------------------------------------------------------------
+# Schedules: the start window and the minibatches (pure functions of step and key).
+# ----------------------------------------------------------------------------------
+
+
+def start_window(step, opts: MTTOptions):
+  """[low, high) of the start epoch at distillation ``step`` (DATM sequential generation).
+
+  high = min(initial + ⌊(max − initial)·step / expansion_end_step⌋, max) when
+  ``expansion_end_step > 0`` (DATM.py's ``Upper_Bound``), else ``max_start_epoch``.
+  Returns int32 scalars.
+  """
+  low = jnp.int32(opts.min_start_epoch)
+  if opts.expansion_end_step <= 0:
+    return low, jnp.int32(opts.max_start_epoch)
+  init, top = opts.max_start_epoch_initial, opts.max_start_epoch
+  rise = ((top - init) * jnp.asarray(step, jnp.int32)) // opts.expansion_end_step
+  return low, jnp.minimum(init + rise, top).astype(jnp.int32)
+
+
+def minibatch_schedule(key, n: int, batch: int, steps: int):
+  """MTT's minibatches for ``steps`` student steps over a set of ``n`` images.
+
+  Permutation ``e`` is ``permutation(fold_in(key, e), n)``, split into ⌈n/batch⌉
+  chunks of ``batch`` (the last one smaller) and consumed last chunk first.
+
+  Returns:
+    idx int32 [steps, batch] and weight [steps, batch]: 1/|chunk| on the chunk's
+    images, 0 on the padding of a smaller chunk (the weighted sum is the chunk mean).
+  """
+  chunks = -(-n // batch)
+  epochs = -(-steps // chunks)
+  perms = jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(key, e), n))(
+      jnp.arange(epochs))
+  s = jnp.arange(steps)
+  chunk = chunks - 1 - s % chunks                      # list.pop() takes the last chunk
+  pos = chunk[:, None] * batch + jnp.arange(batch)[None]
+  idx = perms[(s // chunks)[:, None], jnp.minimum(pos, n - 1)]
+  size = jnp.minimum(batch, n - chunk * batch)
+  weight = (pos < n) / size[:, None].astype(jnp.float32)
+  return idx.astype(jnp.int32), weight
+
+
+# ----------------------------------------------------------------------------------
+# The student unroll and the matching ratio.
+# ----------------------------------------------------------------------------------
+
+
+def unroll(theta0, syn_lr, images, targets, idx, weight, aug_keys, apply_fn: ApplyFn,
+           opts: MTTOptions):
+  """θ̂_N after ``len(idx)`` SGD steps from ``theta0`` (PAD Eq. 1), differentiable.
+
+  Args:
+    theta0: [P] start parameters. syn_lr: scalar step size.
+    images: [N, H, W, C]; targets: [N, K] (one-hot, probabilities or DATM logits).
+    idx, weight: [S, b] from ``minibatch_schedule``; aug_keys: [S] keys for DSA.
+    apply_fn: the student, ``apply(theta, x) -> logits``.
+    opts: uses ``dsa``, ``dsa_strategy``, ``label_loss``, ``checkpoint``.
+
+  ``checkpoint``: 'none' keeps every step's residuals (memory ∝ S × one step's
+  activations); 'step' wraps each step in ``jax.checkpoint`` (keeps only the S
+  carries θ̂_i, recomputes one step at a time: S·P + one step); 'nested' scans
+  ≈√S checkpointed segments of ≈√S checkpointed steps (keeps ≈2√S carries: 2√S·P +
+  one step, for one more forward pass). With a ConvNet, P is small next to one step's
+  activations, so 'step' and 'nested' differ little until S·P dominates.
+  """
+  kind = opts.label_loss
+
+  def sample_losses(logits, y):   # per-sample label_loss, so padding can be weighted 0
+    return jax.vmap(lambda z, t: eval_lib.label_loss(z[None], t[None], kind))(logits, y)
+
+  def step(theta, xs):
+    i, w, k = xs
+    x, y = images[i], targets[i]
+    if opts.dsa:
+      x = augment.dsa(k, x, strategy=opts.dsa_strategy, siamese=False)
+    grad = jax.grad(lambda th: jnp.sum(w * sample_losses(apply_fn(th, x), y)))(theta)
+    return theta - syn_lr * grad, None
+
+  xs = (idx, weight, aug_keys)
+  if opts.checkpoint == 'none':
+    return jax.lax.scan(step, theta0, xs)[0]
+  step = jax.checkpoint(step, prevent_cse=False)   # inside scan CSE cannot bite
+  if opts.checkpoint == 'step':
+    return jax.lax.scan(step, theta0, xs)[0]
+
+  def segment(theta, seg_xs):
+    return jax.lax.scan(step, theta, seg_xs)[0], None
+
+  segment = jax.checkpoint(segment, prevent_cse=False)
+  total = idx.shape[0]
+  length = math.ceil(math.sqrt(total))
+  count = total // length
+  head = jax.tree_util.tree_map(
+      lambda a: a[:count * length].reshape((count, length) + a.shape[1:]), xs)
+  theta = jax.lax.scan(segment, theta0, head)[0]
+  if total > count * length:                      # the shorter last segment
+    theta = segment(theta, jax.tree_util.tree_map(lambda a: a[count * length:], xs))[0]
+  return theta
+
+
+def mask_weights(err, param_mask: str, mask_ratio: float):
+  """0/1 weights [P] of the entries J that the ratio sums (PAD's parameter selection).
+
+  'none': all; 'depth': all but the first ⌊mask_ratio·P⌋ (paper Eq. 4); 'smallest_error':
+  all but the ⌊mask_ratio·P⌋ smallest ``err`` (released PAD.py). Not differentiable in
+  ``err`` (a selection), as the authors' ``torch.sort`` indices are not.
+  """
+  p = err.shape[0]
+  k = int(mask_ratio * p)
+  if param_mask == 'none' or k == 0:
+    return jnp.ones((p,), err.dtype)
+  if param_mask == 'depth':
+    return (jnp.arange(p) >= k).astype(err.dtype)
+  if param_mask == 'smallest_error':
+    order = jnp.argsort(jax.lax.stop_gradient(err), stable=True)
+    return jnp.zeros((p,), err.dtype).at[order[k:]].set(1)
+  raise ConfigError(f'objective.param_mask must be one of {", ".join(PARAM_MASKS)}, '
+                    f'got {param_mask!r}')
+
+
+def matching_ratio(theta_n, start, target, param_mask: str = 'none',
+                   mask_ratio: float = 0.0):
+  """Σ_J (θ̂_N − θ*_{t+M})² / Σ_J (θ*_t − θ*_{t+M})² (MTT/DATM/PAD; module doc).
+
+  All inputs [P]. MTT divides both sums by P first, which cancels.
+  """
+  err = (theta_n - target) ** 2
+  dist = (start - target) ** 2
+  keep = mask_weights(err, param_mask, mask_ratio)
+  return jnp.sum(keep * err) / jnp.sum(keep * dist)
+
+
+def trajectory_loss(syn, key, trajectories, apply_fn: ApplyFn, step, opts: MTTOptions):
+  """The MTT/DATM/PAD loss of one distillation step (module doc), pure and jit-able.
+
+  Args:
+    syn: SynData; images [N, H, W, C], labels [N, K], extras['syn_lr'] scalar.
+    key: PRNG key of this step (expert, start epoch, minibatches, DSA).
+    trajectories: [E, T+1, P] expert parameters, index 0 = initialisation.
+    apply_fn: the student, ``apply(theta [P], x) -> logits``.
+    step: the distillation step (DATM's start window).
+    opts: MTTOptions.
+
+  Returns:
+    (loss, aux) with aux = {'mtt': loss, 'start_epoch', 'syn_lr', 'skip_update'}
+    (skip_update = 1.0 when ``threshold > 0`` and loss > threshold: DATM's rule).
+  """
+  expert_key, start_key, batch_key, aug_key = jax.random.split(key, 4)
+  e = jax.random.randint(expert_key, (), 0, trajectories.shape[0])
+  low, high = start_window(step, opts)
+  t = jax.random.randint(start_key, (), low, high)
+  traj = jax.lax.stop_gradient(trajectories)
+  start, target = traj[e, t], traj[e, t + opts.expert_epochs]
+  n = syn.images.shape[0]
+  batch = n if opts.batch_syn <= 0 else min(opts.batch_syn, n)
+  idx, weight = minibatch_schedule(batch_key, n, batch, opts.syn_steps)
+  aug_keys = jax.random.split(aug_key, opts.syn_steps)
+  syn_lr = syn.extras['syn_lr']
+  theta_n = unroll(start, syn_lr, syn.images, syn.labels, idx, weight.astype(start.dtype),
+                   aug_keys, apply_fn, opts)
+  value = matching_ratio(theta_n, start, target, opts.param_mask, opts.mask_ratio)
+  skip = (opts.threshold > 0) & (value > opts.threshold)
+  aux = {'mtt': value, 'start_epoch': t.astype(jnp.float32),
+         'syn_lr': jnp.asarray(syn_lr, jnp.float32), 'skip_update': skip.astype(jnp.float32)}
+  return value, aux
+
+
+# ----------------------------------------------------------------------------------
+# Context, DATM's label initialisation, the objective.
+# ----------------------------------------------------------------------------------
+
+
+def trajectory_ctx(model, buffer, image_shape) -> dict:
+  """ctx from a Flax model and an ``experts.Buffer`` (``trajectories``, ``unflatten``).
+
+  The student runs in training mode (MTT's ``student_net.train()``); a batch-norm model
+  normalises with batch statistics and its running statistics are discarded.
+  """
+  state = {k: v for k, v in models_lib.init_model(model, jax.random.key(0),
+                                                  image_shape).items() if k != 'params'}
+  unflatten = buffer.unflatten
+
+  def apply(theta, x, train):
+    variables = {**state, 'params': unflatten(theta)}
+    return models_lib.apply_model(model, variables, x, train=train)[0]
+
+  return {'trajectories': jnp.asarray(buffer.trajectories), 'model': model,
+          'image_shape': tuple(image_shape),
+          'apply_train': lambda theta, x: apply(theta, x, True),
+          'apply_eval': lambda theta, x: apply(theta, x, False)}
+
+
+def expert_label_init(ctx, images, labels, *, select_expert: int = 0,
+                      batch_size: int = 256):
+  """DATM's initialisation (METHODS.md DATM 2-3; ``DATM.py`` ``samples_predicted_correctly``).
+
+  With every expert's final checkpoint θ*_{e,T} (eval mode):
+
+      correct[i] = argmax f(θ*_{s,T}; x_i) == y_i          s = select_expert
+      logits[i]  = Σ_e c_ei f(θ*_{e,T}; x_i) / Σ_e c_ei,   c_ei = [argmax f(θ*_{e,T}; x_i) == y_i]
+
+  Args:
+    ctx: from ``trajectory_ctx`` (uses 'trajectories' [E, T+1, P] and 'apply_eval').
+    images: [N, H, W, C]; labels: int [N].
+    select_expert: the expert whose final checkpoint picks the images. DATM's code
+      uses the first expert of the first buffer file (and moves to the next expert
+      only when a class runs short), hence 0.
+    batch_size: images per forward.
+
+  Returns:
+    (correct bool [N], logits float32 [N, K]). Where no expert is right (DATM divides
+    0 by 0 there), the logits are the mean over all experts instead; DATM only
+    initialises images that ``correct`` selects, so this never reaches its labels.
+  """
+  finals = jnp.asarray(ctx['trajectories'])[:, -1]
+  apply_eval = ctx['apply_eval']
+
+  @jax.jit
+  def run(finals, images, labels):
+    def expert_logits(theta):
+      return jax.lax.map(lambda x: apply_eval(theta, x[None])[0], images,
+                         batch_size=batch_size)
+    logits = jax.lax.map(expert_logits, finals).astype(jnp.float32)   # [E, N, K]
+    right = jnp.argmax(logits, -1) == labels[None]
+    count = right.sum(0)[:, None]
+    summed = jnp.sum(jnp.where(right[..., None], logits, 0.0), 0)
+    avg = jnp.where(count > 0, summed / jnp.maximum(count, 1), logits.mean(0))
+    return right[select_expert], avg
+
+  return run(finals, jnp.asarray(images, jnp.float32), jnp.asarray(labels, jnp.int32))
+
+
+def build_buffer(ds, config):
+  """Loads or trains (``experts.load_or_train``) the experts of ``config.objective``.
+
+  ``objective.experts``: num_experts, epochs, lr (0.01), momentum (0), weight_decay
+  (0), batch_size (256), dsa (True), dsa_strategy, seed (config.seed), cache_dir
+  ('experts'), schedule ('none' | 'pad'). For 'pad', ``objective.pad`` holds the
+  scheduler's initial_ratio, add_end_epoch, remove_epochs, remove_fractions
+  (``difficulty.pad_schedule``) and el2n_nets, el2n_epochs (``difficulty.el2n_scores``).
+  """
+  from jaxdd import experts   # lazy: only trajectory matching needs expert training
+  e = config.objective.experts
+  schedule_name = e.get('schedule', 'none')
+  if schedule_name not in ('none', 'pad'):
+    raise ConfigError(f'objective.experts.schedule must be one of none, pad, '
+                      f'got {schedule_name!r}')
+  image_shape = tuple(ds.x_train.shape[1:])
+  model = buffer_model(ds, config)
+  seed = e.get('seed', config.get('seed', 0))
+  cfg = experts.ExpertConfig(
+      num_experts=e.num_experts, epochs=e.epochs, lr=e.get('lr', 0.01),
+      momentum=e.get('momentum', 0.0), weight_decay=e.get('weight_decay', 0.0),
+      batch_size=e.get('batch_size', 256), dsa=e.get('dsa', True),
+      dsa_strategy=e.get('dsa_strategy', augment.DEFAULT_STRATEGY), seed=seed)
+  schedule = None
+  if schedule_name == 'pad':
+    from jaxdd.data import difficulty
+    pad = dict(config.objective.get('pad', {}))
+    nets, epochs = pad.pop('el2n_nets', 3), pad.pop('el2n_epochs', 2)
+    for k in set(pad) - set(_PAD_DEFAULTS):
+      raise ConfigError(f'objective.pad.{k} is unknown; accepted: el2n_nets, el2n_epochs, '
+                        f'{", ".join(_PAD_DEFAULTS)}')
+    difficulty.check_schedule_args(**{**_PAD_DEFAULTS, **pad})
+
+    @functools.cache   # scored only if the experts are trained, not on a cache hit
+    def pad_schedule():
+      scores = difficulty.el2n_scores(model, image_shape, ds.x_train, ds.y_train,
+                                      ds.num_classes, jax.random.key(seed),
+                                      num_nets=nets, epochs=epochs)
+      return difficulty.pad_schedule(
+          difficulty.class_orderings(scores, ds.y_train, ds.num_classes), **pad)
+
+    schedule = lambda epoch: pad_schedule()(epoch)
+    # The cache key must identify the schedule (the function is not hashed).
+    schedule_name = 'pad_' + '_'.join(f'{k}{v}' for k, v in sorted(
+        {**pad, 'el2n_nets': nets, 'el2n_epochs': epochs}.items()))
+  return experts.load_or_train(e.get('cache_dir', 'experts'), model, image_shape, ds.name,
+                               ds.x_train, ds.y_train, ds.num_classes, cfg,
+                               model_config=dict(config.model), schedule=schedule,
+                               schedule_name=schedule_name)
+
+
+def make_mtt(config) -> Objective:
+  """The trajectory-matching objective (MTT; DATM and PAD by options, module doc).
+
+  Reads ``config.objective`` (MTTOptions fields, validated here before anything is
+  compiled, ``experts`` for ``build_buffer``, and ``init_from_experts`` for DATM's
+  initialisation) and ``config.model``.
+  ``init_extras`` gives {'syn_lr': lr_teacher}, learned with the 'extras' optimizer.
+
+  Raises:
+    ConfigError: naming the field and the accepted values.
+  """
+  opts = mtt_options(config.objective)
+
+  def prepare(ds, config):
+    buffer = build_buffer(ds, config)
+    check_buffer(buffer.trajectories.shape, opts)
+    return trajectory_ctx(buffer_model(ds, config), buffer, tuple(ds.x_train.shape[1:]))
+
+  def loss(syn, real, key, ctx, step, obj_state):
+    del real, obj_state   # MTT matches expert trajectories, not real batches
+    return trajectory_loss(syn, key, ctx['trajectories'], ctx['apply_train'], step, opts)
+
+  def init_extras(ctx, config):
+    return {'syn_lr': jnp.asarray(opts.lr_teacher, jnp.float32)}
+
+  # DATM: initialise from real images the experts classify correctly, labels = their
+  # logits (the loop's ``init_filter`` hook; the parameterization must learn labels).
+  init_filter = expert_label_init if config.objective.get('init_from_experts', False) \
+      else None
+  return Objective(prepare, loss, init_extras=init_extras, init_filter=init_filter)
+
+
+def buffer_model(ds, config):
+  """The student model of ``config.model`` for ``ds`` (the experts' architecture)."""
+  return models_lib.get_model(
+      config.model.name, ds.num_classes, image_shape=tuple(ds.x_train.shape[1:]),
+      **{k: v for k, v in config.model.items() if k != 'name'})

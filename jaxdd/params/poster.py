@@ -1,0 +1,479 @@
+"""PoDD: the whole synthetic set is one poster cut into overlapping patches (METHODS.md §2).
+
+Shul, Horwitz & Hoshen, "Distilling Datasets Into Less Than One Image", 2024. One float32
+poster [Hp, Wp, C] is stored; decode extracts n_x·n_y overlapping H×W patches at
+``round(linspace(0, Wp−W, n_x)) × round(linspace(0, Hp−H, n_y))`` (§4.1), so neighbouring
+classes share pixels and the budget ``Hp·Wp / (K·H·W)`` images per class can be below 1.
+Gradients of overlapping patches add up on shared pixels (a gather's transpose).
+
+Geometry (``poster_geometry``):
+  * class grid (rows, cols): the most nearly square rows·cols = K, rows ≤ cols: the
+    paper's 2×5 (CIFAR-10), 10×10 (CIFAR-100), 10×20 (CUB-200, Tiny-ImageNet).
+    ``class_order[r, c]`` is the class at cell (r, c) (``poco.poco_order`` for PoCO's).
+  * poster: B = ipc·K·H·W pixels with the grid's aspect, ``Hp = ⌊√(B·rows/cols)⌋,
+    Wp = ⌊B/Hp⌋``: the authors' 60×153 for CIFAR-10 at 0.9. Their other posters were
+    picked by hand (CIFAR-100 303×303; this rule: 303×304): ``poster_shape`` sets one.
+  * patches: the paper fixes them per data set (§5.1). Default: its CIFAR-10 density,
+    p = round(PATCH_DENSITY·Hp·Wp/(H·W)), split by ``split_patches`` with the poster's
+    aspect, which turns the paper's totals 96, 400, 1800, 800 into its 16×6, 20×20,
+    60×30, 40×20.
+  * class tiles at ``round(linspace(0, Hp−th, rows)) × round(linspace(0, Wp−tw, cols))``,
+    of the image size (the authors' ``class_area`` in all README runs), enlarged to
+    ⌈Hp/rows⌉×⌈Wp/cols⌉ when image-size tiles would leave gaps (above 1 IPC).
+
+Init: 'tiles' (authors' code, ``src/base.py``; ``gaussian_tiles`` + ``blend_tiles``),
+'noise' (N(0, 1), the paper's Algorithm 1) or 'real' (a real image per class as its tile).
+
+PoDDL labels (§4.3):
+  * fixed: the class-pixel shares ``counts / Σ counts`` of each patch (counts = pixels in
+    each class tile). The authors' code takes a *softmax* of the counts, in practice the
+    majority class (the paper: majority, ties shared): ``fixed_labels='softmax'``.
+  * learned: a map [h, w, K] of at most ``label_cells`` cells (default K·max(1,
+    round(ipc)), the authors' ``--comp_ipc``), one-hot per class region, clamped ≥ 0
+    after every update (``poster_project``); a patch's label is the map pooled over the
+    patch's down-scaled window, L1-normalised. 'crop' (authors' ``get_labels_from_array``)
+    or 'area' (the paper's nearest-upsample and average) pooling: ``label_pool_weights``.
+    Map shape: ``label_map_shape``. The authors' rule excludes h·w = label_cells and can
+    leave a class row without a cell (CIFAR-10 0.9: a 1×6 map for 2×5 classes); this one
+    gives 2×5, 10×10 and 10×20 on their runs.
+
+The decoded set is *not* class-major with equal counts per class: objectives that read
+classes from the order (DM, DC) need soft-label-aware versions. The authors sample
+``distill_batch_size`` patches per inner step; decode returns all, the objective samples.
+"""
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdd.errors import ConfigError
+from jaxdd.interfaces import Budget, Parameterization, SynData
+
+INITS = ('tiles', 'noise', 'real')
+FIXED_LABELS = ('shares', 'softmax')
+LABEL_POOLS = ('crop', 'area')
+# The paper's CIFAR-10 run: 96 patches on a 153×60 poster of 32×32 images.
+PATCH_DENSITY = 96 * 32 * 32 / (153 * 60)
+
+
+def crop_starts(full: int, size: int, n: int) -> np.ndarray:
+  """int [n]: ``round(linspace(0, full − size, n))``, the authors' ``_get_patch_index_lst``.
+
+  NumPy rounds halves to even, as the authors' ``np.round`` does (60.5 -> 60).
+  """
+  return np.round(np.linspace(0, full - size, n)).astype(np.int32)
+
+
+def default_grid(num_classes: int) -> tuple[int, int]:
+  """(rows, cols): the factorisation of K with rows the largest divisor ≤ √K."""
+  rows = max(d for d in range(1, math.isqrt(num_classes) + 1) if num_classes % d == 0)
+  return rows, num_classes // rows
+
+
+def poster_size(ipc: float, num_classes: int, image_shape, grid) -> tuple[int, int]:
+  """(Hp, Wp) of a budget of ``ipc`` images per class, with the class grid's aspect."""
+  h, w = image_shape[:2]
+  rows, cols = grid
+  pixels = ipc * num_classes * h * w
+  # The 1e-9 keeps exact budgets exact: 1 IPC CIFAR-10 is 64×160 = 5×2 tiles of 32×32.
+  hp = math.floor(math.sqrt(pixels * rows / cols) + 1e-9)
+  if hp < h:
+    hp = h
+  elif pixels / hp < w:
+    hp = math.floor(pixels / w + 1e-9)
+  wp = math.floor(pixels / hp + 1e-9)
+  if hp < h or wp < w:
+    raise ConfigError(
+        f'ipc = {ipc} buys {pixels:.0f} poster pixels, fewer than one {h}×{w} image: '
+        f'ipc must be at least 1/K = {1 / num_classes:.4g}')
+  return hp, wp
+
+
+def split_patches(total: int, poster_hw) -> tuple[int, int]:
+  """(n_x, n_y) of about ``total`` patches with the poster's aspect: n_x = round(√(p·Wp/Hp))."""
+  hp, wp = poster_hw
+  n_x = max(1, round(math.sqrt(total * wp / hp)))
+  return n_x, max(1, round(total / n_x))
+
+
+def default_patches(poster_hw, image_shape) -> tuple[int, int]:
+  """(n_x, n_y) at the paper's CIFAR-10 patch density, at most one per crop position."""
+  (hp, wp), (h, w) = poster_hw, image_shape[:2]
+  n_x, n_y = split_patches(max(1, round(PATCH_DENSITY * hp * wp / (h * w))), poster_hw)
+  return min(n_x, wp - w + 1), min(n_y, hp - h + 1)
+
+
+def label_map_shape(label_cells: int, grid, poster_hw) -> tuple[int, int]:
+  """(h, w): the largest map ≤ label_cells cells covering the grid, nearest the poster's aspect.
+
+  Among h ≥ rows, w ≥ cols (every class region gets a cell), h ≤ Hp, w ≤ Wp: the most
+  cells, then the aspect h/w closest to Hp/Wp in log scale, then the smaller h.
+  """
+  rows, cols = grid
+  hp, wp = poster_hw
+  candidates = []
+  for h in range(rows, min(hp, label_cells // cols) + 1):
+    w = min(label_cells // h, wp)
+    if w >= cols:
+      candidates.append((-h * w, abs(math.log(h / w * wp / hp)), h, w))
+  _, _, h, w = min(candidates)
+  return h, w
+
+
+class PosterGeometry(NamedTuple):
+  """Every static size and position of a poster (module docstring for the rules).
+
+  Attributes:
+    poster_hw: (Hp, Wp). grid: (rows, cols) of the class grid. class_order: int
+    [rows, cols]. tile_hw: (th, tw) of a class tile; tile_y [rows], tile_x [cols]: tile
+    starts. patches: (n_x, n_y); patch_y [n_y], patch_x [n_x]: patch starts (patch
+    ``iy·n_x + ix`` starts at (patch_y[iy], patch_x[ix])). label_hw: (h, w) of the label
+    map (used only with learned labels).
+  """
+  poster_hw: tuple
+  grid: tuple
+  class_order: np.ndarray
+  tile_hw: tuple
+  tile_y: np.ndarray
+  tile_x: np.ndarray
+  patches: tuple
+  patch_y: np.ndarray
+  patch_x: np.ndarray
+  label_hw: tuple
+
+
+def _ints(value, n, field, what):
+  """``value`` as a tuple of ``n`` positive ints, else a ConfigError naming ``field``."""
+  seq = value if isinstance(value, (tuple, list, np.ndarray)) else [value]
+  if len(seq) != n or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                              and v > 0 for v in seq):
+    raise ConfigError(f'{field} must be {what}, got {value!r}')
+  return tuple(int(v) for v in seq)
+
+
+def poster_geometry(*, num_classes, image_shape, ipc, grid=None, patches=None,
+                    class_order=None, poster_shape=None, label_cells=None) -> PosterGeometry:
+  """Checks the configuration and computes the poster's geometry (module docstring).
+
+  Raises:
+    ConfigError: naming the field and the accepted values, before anything is compiled.
+  """
+  k, = _ints(num_classes, 1, 'num_classes', 'an integer ≥ 2')
+  if k < 2:
+    raise ConfigError(f'num_classes must be an integer ≥ 2 (a poster shares pixels '
+                      f'between classes), got {k}')
+  h, w, _ = _ints(image_shape, 3, 'image_shape', '(H, W, C) of positive integers')
+  if (isinstance(ipc, bool) or not isinstance(ipc, (int, float, np.integer, np.floating))
+      or not math.isfinite(ipc) or ipc <= 0):
+    raise ConfigError(f'ipc must be a positive number (fractions allowed), got {ipc!r}')
+  if class_order is not None:
+    class_order = np.asarray(class_order)
+    grid = class_order.shape if grid is None else grid
+  grid = default_grid(k) if grid is None else _ints(
+      grid, 2, 'parameterization.grid', '(rows, cols) of positive integers')
+  if grid[0] * grid[1] != k:
+    raise ConfigError(f'parameterization.grid (rows, cols) must have rows·cols = K = {k}, '
+                      f'got {grid}; default {default_grid(k)}')
+  if class_order is None:
+    class_order = np.arange(k).reshape(grid)
+  elif class_order.shape != grid or sorted(class_order.ravel().tolist()) != list(range(k)):
+    raise ConfigError(f'parameterization.class_order must be a {grid} grid holding each '
+                      f'class 0..{k - 1} once, got {class_order.tolist()}')
+  if poster_shape is None:
+    hp, wp = poster_size(ipc, k, (h, w), grid)
+  else:
+    hp, wp = _ints(poster_shape, 2, 'parameterization.poster_shape', '(Hp, Wp)')
+    if hp < h or wp < w:
+      raise ConfigError(f'parameterization.poster_shape must be at least the image size '
+                        f'({h}, {w}), got {(hp, wp)}')
+  n_x, n_y = _ints(default_patches((hp, wp), (h, w)) if patches is None else patches, 2,
+                   'parameterization.patches', '(n_x, n_y) of positive integers')
+  if n_x > wp - w + 1 or n_y > hp - h + 1:
+    raise ConfigError(f'parameterization.patches (n_x, n_y) must be at most the '
+                      f'{(wp - w + 1, hp - h + 1)} crop positions of a {hp}×{wp} poster, '
+                      f'got {(n_x, n_y)}')
+  cells, = _ints(k * max(1, round(ipc)) if label_cells is None else label_cells, 1,
+                 'parameterization.label_cells', f'an integer in {k}..{hp * wp}')
+  if not k <= cells <= hp * wp:
+    raise ConfigError(f'parameterization.label_cells must be an integer in {k}..{hp * wp}'
+                      f' (K..Hp·Wp), got {cells}')
+  rows, cols = grid
+  th, tw = min(hp, max(h, -(-hp // rows))), min(wp, max(w, -(-wp // cols)))
+  return PosterGeometry(
+      (hp, wp), grid, class_order.astype(np.int32), (th, tw), crop_starts(hp, th, rows),
+      crop_starts(wp, tw, cols), (n_x, n_y), crop_starts(hp, h, n_y),
+      crop_starts(wp, w, n_x), label_map_shape(cells, grid, (hp, wp)))
+
+
+# ----------------------------------------------------------------------------------
+# The poster: patches and initialisation.
+# ----------------------------------------------------------------------------------
+
+
+def extract_patches(poster, ys, xs, size) -> jnp.ndarray:
+  """[P, H, W, C] crops of ``poster`` [Hp, Wp, C] at (ys[p], xs[p]), differentiably.
+
+  A dynamic_slice under vmap is a gather; its gradient scatter-adds each patch's
+  gradient back, so pixels shared by overlapping patches receive the sum (§4.1).
+  """
+  h, w = size
+  c = poster.shape[-1]
+  crop = lambda y, x: jax.lax.dynamic_slice(poster, (y, x, 0), (h, w, c))
+  return jax.vmap(crop)(jnp.asarray(ys, jnp.int32), jnp.asarray(xs, jnp.int32))
+
+
+def _blend_1d(tiles, starts, total, axis):
+  """Blends equal-length ``tiles`` placed at ``starts`` into one array of length ``total``
+  on ``axis``, left to right as the authors' ``_blend_row``: ``acc ← m·acc + (1 − m)·tile``
+  with the fade m = 1 before the tile, ``1 − linspace(0, 1, overlap)`` over its overlap
+  with the previous tile, 0 after (``_get_fade_mask``)."""
+  length = tiles[0].shape[axis]
+
+  def place(t, s):
+    pad = [(0, 0)] * t.ndim
+    pad[axis] = (int(s), int(total - s - length))
+    return jnp.pad(t, pad)
+
+  shape = [1] * tiles[0].ndim
+  shape[axis] = total
+  acc = place(tiles[0], starts[0])
+  for prev, s, t in zip(starts[:-1], starts[1:], tiles[1:]):
+    m = np.zeros(total, np.float32)
+    m[:s] = 1.0
+    overlap = prev + length - s
+    if overlap > 0:
+      m[s:s + overlap] = 1.0 - np.linspace(0.0, 1.0, overlap, dtype=np.float32)
+    m = jnp.asarray(m.reshape(shape))
+    acc = m * acc + (1.0 - m) * place(t, s)
+  return acc
+
+
+def blend_tiles(tiles, geom: PosterGeometry) -> jnp.ndarray:
+  """[Hp, Wp, C]: tiles [rows, cols, th, tw, C] blended with linear fades on the grid.
+
+  Each row of tiles is blended along x, then the rows along y (``combine_images_with_
+  fade`` in the authors' ``PoDD_utils.py``). Where three tiles overlap, the later fade
+  overwrites part of the earlier one, as in that sequential code.
+  """
+  (hp, wp), (rows, cols) = geom.poster_hw, geom.grid
+  row_strips = [_blend_1d([tiles[r, c] for c in range(cols)], geom.tile_x, wp, axis=1)
+                for r in range(rows)]
+  return _blend_1d(row_strips, geom.tile_y, hp, axis=0)
+
+
+def gaussian_tiles(key, num_classes: int, shape) -> jnp.ndarray:
+  """[K, *shape] unit-norm class tiles: the authors' ``init_gaussian`` then ``project``.
+
+  Class means μ_k ~ N(0, I) in d = prod(shape) dimensions; tile_k ~ N(μ_k, σ²I) with
+  σ = min_{i<j} ‖μ_i − μ_j‖ / 4 (the code calls σ a variance but passes it as the std);
+  each tile divided by its L2 norm.
+  """
+  d = math.prod(shape)
+  k_mean, k_tile = jax.random.split(key)
+  means = jax.random.normal(k_mean, (num_classes, d), jnp.float32)
+  sq = jnp.sum(means ** 2, axis=1)
+  # The Gram form avoids a [K, K, d] difference tensor (CUB: 200·200·3072 floats).
+  dist2 = sq[:, None] + sq[None, :] - 2.0 * means @ means.T
+  off_diag = ~jnp.eye(num_classes, dtype=bool)
+  sigma = jnp.sqrt(jnp.maximum(jnp.min(jnp.where(off_diag, dist2, jnp.inf)), 0.0)) / 4.0
+  tiles = means + sigma * jax.random.normal(k_tile, (num_classes, d), jnp.float32)
+  tiles = tiles / jnp.linalg.norm(tiles, axis=1, keepdims=True)
+  return tiles.reshape((num_classes,) + tuple(shape))
+
+
+# ----------------------------------------------------------------------------------
+# Labels.
+# ----------------------------------------------------------------------------------
+
+
+def class_pixel_counts(geom: PosterGeometry, image_hw) -> np.ndarray:
+  """float64 [P, K]: pixels of each patch inside each class tile (overlaps count twice).
+
+  The rectangle-overlap form of the authors' per-pixel ``poster_labels_map`` sums.
+  """
+  h, w = image_hw
+  (th, tw), (rows, cols) = geom.tile_hw, geom.grid
+  n_x, n_y = geom.patches
+
+  def overlap(p_start, p_len, t_start, t_len):   # [n_p, n_t] overlap lengths on one axis
+    lo = np.maximum(p_start[:, None], t_start[None, :])
+    hi = np.minimum(p_start[:, None] + p_len, t_start[None, :] + t_len)
+    return np.maximum(hi - lo, 0).astype(np.float64)
+
+  oy = overlap(geom.patch_y, h, geom.tile_y, th)                 # [n_y, rows]
+  ox = overlap(geom.patch_x, w, geom.tile_x, tw)                 # [n_x, cols]
+  cell = (oy[:, None, :, None] * ox[None, :, None, :]).reshape(n_y * n_x, rows * cols)
+  counts = np.zeros((n_y * n_x, rows * cols))
+  counts[:, geom.class_order.ravel()] = cell                     # cell (r, c) -> its class
+  return counts
+
+
+def fixed_patch_labels(geom: PosterGeometry, image_hw, kind: str = 'shares') -> np.ndarray:
+  """float32 [P, K] fixed PoDDL labels: pixel shares, or the authors' softmax of counts."""
+  counts = class_pixel_counts(geom, image_hw)
+  if kind == 'softmax':
+    e = np.exp(counts - counts.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+  total = counts.sum(axis=1, keepdims=True)
+  # A patch in no tile (impossible with the default tiles) gets the uniform label, as
+  # the authors' softmax of zero counts would.
+  out = np.where(total > 0, counts / np.where(total > 0, total, 1), 1 / counts.shape[1])
+  return out.astype(np.float32)
+
+
+def init_label_map(geom: PosterGeometry, num_classes: int) -> np.ndarray:
+  """float32 [h, w, K]: one-hot per class region, the authors' ``init_label_array``.
+
+  Cell columns are split ``round(linspace(0, w, cols + 1))`` and rows likewise; the
+  block of grid cell (r, c) is one-hot on class ``class_order[r, c]``.
+  """
+  (lh, lw), (rows, cols) = geom.label_hw, geom.grid
+  ys = np.round(np.linspace(0, lh, rows + 1)).astype(int)
+  xs = np.round(np.linspace(0, lw, cols + 1)).astype(int)
+  y_map = np.zeros((lh, lw, num_classes), np.float32)
+  for r in range(rows):
+    for c in range(cols):
+      y_map[ys[r]:ys[r + 1], xs[c]:xs[c + 1], geom.class_order[r, c]] = 1.0
+  return y_map
+
+
+def label_pool_weights(geom: PosterGeometry, image_hw, pool: str = 'crop') -> np.ndarray:
+  """float32 [P, h·w]: the weight of each label-map cell in each patch's label.
+
+  'crop' (authors' code): 1 on a crop of max(1, ⌊W·w/Wp⌋) × max(1, ⌊H·h/Hp⌋) cells at
+  ``round(linspace(0, w − lw', n_x))`` (and likewise for y). 'area' (paper §4.3): the
+  number of the patch's pixels that the nearest-neighbour upsampling (cell
+  ⌊y·h/Hp⌋, ⌊x·w/Wp⌋) maps to each cell, i.e. average pooling of the upsampled map.
+  """
+  h, w = image_hw
+  (hp, wp), (lh, lw) = geom.poster_hw, geom.label_hw
+  n_x, n_y = geom.patches
+  if pool == 'crop':
+    # The authors' float order: size · (1 / (poster / map)).
+    cw = max(1, math.floor(w * (1 / (wp / lw))))
+    ch = max(1, math.floor(h * (1 / (hp / lh))))
+    ay = np.zeros((n_y, lh))
+    ax = np.zeros((n_x, lw))
+    for i, s in enumerate(crop_starts(lh, ch, n_y)):
+      ay[i, s:s + ch] = 1.0
+    for i, s in enumerate(crop_starts(lw, cw, n_x)):
+      ax[i, s:s + cw] = 1.0
+  else:
+    cell_y = np.floor(np.arange(hp) * (lh / hp)).astype(int)
+    cell_x = np.floor(np.arange(wp) * (lw / wp)).astype(int)
+    ay = np.stack([np.bincount(cell_y[s:s + h], minlength=lh) for s in geom.patch_y])
+    ax = np.stack([np.bincount(cell_x[s:s + w], minlength=lw) for s in geom.patch_x])
+  return (ay[:, None, :, None] * ax[None, :, None, :]).reshape(n_y * n_x, lh * lw
+                                                              ).astype(np.float32)
+
+
+def pooled_labels(label_map, weights) -> jnp.ndarray:
+  """[P, K]: ``weights @ map``, L1-normalised (divided by the sum, as the authors'
+  ``labels /= labels.sum(1)``; equal to the L1 norm once the map is clamped ≥ 0).
+
+  A patch whose cells are all zero gets the uniform label instead of 0/0.
+  """
+  k = label_map.shape[-1]
+  raw = jnp.asarray(weights) @ label_map.reshape(-1, k)
+  total = raw.sum(axis=1, keepdims=True)
+  safe = jnp.where(total > 0, total, 1.0)
+  return jnp.where(total > 0, raw / safe, 1.0 / k)
+
+
+def poster_project(params):
+  """PoDDL's projection after every optimizer update: the label map clamped ≥ 0 (§4.3).
+
+  The poster is left as it is; without learned labels this is the identity.
+  """
+  if 'labels' not in params:
+    return params
+  return {**params, 'labels': jnp.maximum(params['labels'], 0.0)}
+
+
+# ----------------------------------------------------------------------------------
+# The parameterization.
+# ----------------------------------------------------------------------------------
+
+
+def make_poster(*, num_classes: int, image_shape, ipc: float, grid=None, patches=None,
+                learn_labels: bool = False, label_cells=None, class_order=None,
+                poster_shape=None, init: str = 'tiles', fixed_labels: str = 'shares',
+                label_pool: str = 'crop') -> Parameterization:
+  """Builds the PoDD poster parameterization (module docstring for every rule).
+
+  Args:
+    num_classes: K ≥ 2.
+    image_shape: (H, W, C) of the data set; patches have this shape.
+    ipc: the budget in images per class, fractions allowed (0.3, 0.9, 1.0...); the
+      poster holds about ``ipc·K·H·W`` pixels per channel.
+    grid: (rows, cols) of the class grid, rows·cols = K; default ``default_grid(K)``.
+    patches: (n_x, n_y) patches along x and y; default ``default_patches``.
+    learn_labels: PoDDL learned labels (a [h, w, K] map under the labels optimizer);
+      otherwise fixed pixel-share labels.
+    label_cells: at most this many label-map cells; default K·max(1, round(ipc)).
+    class_order: int [rows, cols], the class at each grid cell (e.g. from
+      ``poco.poco_order``); default row-major 0..K−1.
+    poster_shape: (Hp, Wp) instead of the size derived from ``ipc``.
+    init: 'tiles' (authors' code), 'noise' (paper's Algorithm 1) or 'real'.
+    fixed_labels: 'shares' or 'softmax' (authors' code) of the class-pixel counts.
+    label_pool: 'crop' (authors' code) or 'area' (paper's text), for learned labels.
+
+  Returns:
+    A ``Parameterization``: params ``{'poster': float32 [Hp, Wp, C]}`` plus
+    ``{'labels': float32 [h, w, K]}`` when learned; ``decode`` gives
+    ``SynData(images [n_x·n_y, H, W, C], labels [n_x·n_y, K], {})``, patch
+    ``iy·n_x + ix`` first along x. Its ``project`` is
+    ``poster_project``.
+
+  Raises:
+    ConfigError: a bad value, naming the field and the accepted values.
+  """
+  for value, field, accepted in ((init, 'parameterization.init', INITS),
+                                 (fixed_labels, 'parameterization.fixed_labels',
+                                  FIXED_LABELS),
+                                 (label_pool, 'parameterization.label_pool', LABEL_POOLS)):
+    if value not in accepted:
+      raise ConfigError(f'{field} must be one of {", ".join(accepted)}, got {value!r}')
+  geom = poster_geometry(num_classes=num_classes, image_shape=image_shape, ipc=ipc,
+                         grid=grid, patches=patches, class_order=class_order,
+                         poster_shape=poster_shape, label_cells=label_cells)
+  h, w, c = image_shape
+  (hp, wp), (th, tw) = geom.poster_hw, geom.tile_hw
+  n_x, n_y = geom.patches
+  ys = np.repeat(geom.patch_y, n_x)
+  xs = np.tile(geom.patch_x, n_y)
+  hard = jnp.asarray(fixed_patch_labels(geom, (h, w), fixed_labels))
+  weights = label_pool_weights(geom, (h, w), label_pool) if learn_labels else None
+
+  def init_fn(key, sample_real):
+    if init == 'noise':
+      poster = jax.random.normal(key, (hp, wp, c), jnp.float32)
+    else:
+      if init == 'tiles':
+        tiles = gaussian_tiles(key, num_classes, (th, tw, c))
+      else:
+        images, _ = sample_real(1)                      # [K, H, W, C], class-major
+        tiles = jax.image.resize(jnp.asarray(images, jnp.float32),
+                                 (num_classes, th, tw, c), 'linear')
+      poster = blend_tiles(tiles[geom.class_order], geom)
+    params = {'poster': poster.astype(jnp.float32)}
+    if learn_labels:
+      params['labels'] = jnp.asarray(init_label_map(geom, num_classes))
+    return params
+
+  def decode(params):
+    images = extract_patches(params['poster'], ys, xs, (h, w))
+    labels = pooled_labels(params['labels'], weights) if learn_labels else hard
+    return SynData(images, labels, {})
+
+  def budget(params):
+    """Stored floats of the poster (and label map); IPC = Hp·Wp / (K·H·W)."""
+    detail = {'poster': int(params['poster'].size)}
+    if learn_labels:
+      detail['labels'] = int(params['labels'].size)
+    p_h, p_w = params['poster'].shape[:2]
+    return Budget(sum(detail.values()), p_h * p_w / (num_classes * h * w), detail)
+
+  return Parameterization(init_fn, decode, budget, project=poster_project)
