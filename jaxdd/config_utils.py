@@ -45,6 +45,7 @@ def base_config(*, data: str, ipc: int) -> ml_collections.ConfigDict:
   c.data = data                 # digits | npz:PATH | tfds:NAME
   c.data_dir = ''               # tfds data_dir ('' = tfds default)
   c.manual_dir = ''             # tfds manual_dir for offline archives
+  c.data_download = False       # tfds: download a missing data set (needs internet)
   c.zca = 'none'                # none | raw (MTT) | krr (KIP/FRePo/PoDD)
   c.ipc = ipc
   c.seed = 0

@@ -229,7 +229,9 @@ def setup(config) -> Setup:
   # ---- Data: loaded and validated on the host, then placed on the device once.
   ds = data_lib.load_dataset(config.data, zca=config.get('zca', 'none'),
                              data_dir=config.get('data_dir', None) or None,
-                             manual_dir=config.get('manual_dir', None) or None)
+                             manual_dir=config.get('manual_dir', None) or None,
+                             resize=config.get('data_resize', None),
+                             download=bool(config.get('data_download', False)))
   data_lib.check_ipc(ds, math.ceil(config.ipc))
   image_shape = tuple(ds.x_train.shape[1:])
   mesh = sharding_lib.make_mesh()

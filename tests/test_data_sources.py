@@ -257,3 +257,34 @@ def test_check_ipc():
   for bad in (0, -2, 1.5, True):
     with pytest.raises(ConfigError, match='ipc must be a positive integer'):
       data_lib.check_ipc(ds, bad)
+
+
+# ---- data_resize on in-memory sources (the tfds path: tests/test_podd_configs.py) ----
+
+
+def _triangle_resize(img, out_hw):
+  """Explicit separable antialiased bilinear filter in float64: output i is centred at
+  source (i + 0.5)·s, s = n/m, input j at j + 0.5, weight max(0, 1 − |d|/max(s, 1))."""
+  def weights(n, m):
+    s = n / m
+    d = (np.arange(n)[None, :] + 0.5) - (np.arange(m)[:, None] + 0.5) * s
+    w = np.maximum(0.0, 1.0 - np.abs(d) / max(s, 1.0))
+    return w / w.sum(axis=1, keepdims=True)
+  return np.einsum('ij,jkc,lk->ilc', weights(img.shape[0], out_hw[0]),
+                   img.astype(np.float64), weights(img.shape[1], out_hw[1]))
+
+
+@pytest.mark.parametrize('out_hw', [(12, 10), (3, 4)])   # enlarge; shrink (antialiased)
+def test_npz_resize_matches_an_explicit_triangle_filter(tmp_path, out_hw):
+  arrays = write_npz(tmp_path / 'd.npz', n=8, shape=(6, 5, 3))
+  ds = data_lib.load_dataset(f'npz:{tmp_path / "d.npz"}', normalize=False, resize=out_hw)
+  assert ds.x_train.shape == (8,) + out_hw + (3,) and ds.x_test.shape == (4,) + out_hw + (3,)
+  for got, img in zip(ds.x_train, arrays['x_train']):
+    np.testing.assert_allclose(got, _triangle_resize(img / 255.0, out_hw), atol=1e-5)
+
+
+def test_resize_to_the_same_size_changes_nothing(tmp_path):
+  write_npz(tmp_path / 'd.npz', n=8, shape=(6, 5, 3))
+  plain = data_lib.load_dataset(f'npz:{tmp_path / "d.npz"}', normalize=False)
+  same = data_lib.load_dataset(f'npz:{tmp_path / "d.npz"}', normalize=False, resize=[6, 5])
+  np.testing.assert_array_equal(plain.x_train, same.x_train)

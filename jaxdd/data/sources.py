@@ -14,6 +14,11 @@
   and gets C = 1. ``num_classes = len(classes)`` if present, else max label + 1.
 * ``tfds:NAME``: tensorflow-datasets (optional extra ``pip install jaxdd[tfds]``),
   splits 'train' and 'test', with ``data_dir`` and ``manual_dir`` passed through.
+  Only a prepared copy is read unless ``manual_dir`` holds the archives: a missing
+  one is a ``DataError`` at once that says how to provide it (``_load_tfds``).
+
+``resize=(h, w)`` (the config's ``data_resize``) resizes every image, antialiased
+bilinear; for tfds inside tf before batching, so variable-size sets (CUB-200) load.
 
 Normalisation uses the published per-channel statistics when the tfds name or npz
 file stem names a known benchmark (``preprocess.KNOWN_STATS``), else statistics
@@ -118,8 +123,19 @@ def _load_npz(name: str, path: str) -> _Raw:
               stats_key=stem)
 
 
-def _load_tfds(name: str, tfds_name: str, data_dir, manual_dir) -> _Raw:
-  """tensorflow-datasets' 'train' and 'test' splits as numpy, in one batch each."""
+def _load_tfds(name: str, tfds_name: str, data_dir, manual_dir, resize=None,
+               download: bool = False) -> _Raw:
+  """tensorflow-datasets' 'train' and 'test' splits: uint8 [N, H, W, C] (float32 in
+  [0, 1] if ``resize`` = (h, w) is given: see ``_resize_and_stack``) and labels [N].
+
+  Without ``manual_dir`` (archives tfds builds from) or ``download`` (the config's
+  ``data_download``, for a machine with internet) only a prepared copy is read:
+  ``tfds.load(download=False)`` starts no download (offline, one fails only after
+  minutes of retries) and its ``as_dataset`` raises at once when ``builder.data_path``
+  is missing, the test ``builder.is_prepared()`` makes. Calling ``is_prepared``
+  ourselves would also reject ``tfds.testing.mock_data``, whose builders never are.
+  Raises ``DataError`` (unknown or unprepared; the message says how to provide it).
+  """
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -128,17 +144,87 @@ def _load_tfds(name: str, tfds_name: str, data_dir, manual_dir) -> _Raw:
   download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
   try:
     (train, test), info = tfds.load(
-        tfds_name, split=['train', 'test'], batch_size=-1, as_supervised=True,
-        with_info=True, data_dir=data_dir,
+        tfds_name, split=['train', 'test'], batch_size=None if resize else -1,
+        as_supervised=True, with_info=True, data_dir=data_dir,
+        download=bool(manual_dir) or download,
         download_and_prepare_kwargs={'download_config': download_config})
+  except AssertionError as e:   # as_dataset: "could not find data in DATA_DIR"
+    raise DataError(_not_prepared_message(name, tfds_name, data_dir, e)) from e
   except ValueError as e:   # unknown name, missing split (DatasetNotFoundError is one)
     raise DataError(f'dataset {name!r}: tensorflow-datasets cannot load it: '
                     f'{_first_line(e)}') from e
-  x_train, y_train = tfds.as_numpy(train)
-  x_test, y_test = tfds.as_numpy(test)
+  if resize:
+    x_train, y_train = _resize_and_stack(tfds, train, resize)
+    x_test, y_test = _resize_and_stack(tfds, test, resize)
+  else:
+    x_train, y_train = tfds.as_numpy(train)
+    x_test, y_test = tfds.as_numpy(test)
   names = _tfds_class_names(info)
   return _Raw(x_train, y_train, x_test, y_test, len(names) if names else None, names,
               tfds_name.split(':')[0].split('/')[0])
+
+
+def _not_prepared_message(name: str, tfds_name: str, data_dir, error: Exception) -> str:
+  """One line: the data is not there, and the three ways to provide it."""
+  base = tfds_name.split(':')[0]
+  where = data_dir or "tfds' default data_dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
+  return (f'dataset {name!r}: tensorflow-datasets has no prepared copy in {where} and '
+          'jaxdd downloads nothing without archives (offline, a download only fails '
+          'after minutes of retries). Provide it in one of four ways: online, pass '
+          '--config.data_download=true; or prepare it on a '
+          f'machine with internet (tfds build {base} --data_dir=DIR), copy DIR here and '
+          'pass --config.data_dir=DIR; or place its archives in a directory and pass '
+          '--config.manual_dir=DIR; or save it as an npz (x_train, y_train, x_test, '
+          f'y_test) and pass --config.data=npz:PATH. (tfds: {_first_line(error)})')
+
+
+def _resize_and_stack(tfds, ds, size) -> tuple[np.ndarray, np.ndarray]:
+  """float32 [N, h, w, C] in [0, 1] and labels [N] of an (image, label) tf.data.Dataset.
+
+  Each image is resized to ``size`` = (h, w) by ``tf.image.resize(method='bilinear',
+  antialias=True)``: a triangle filter widened by the scale factor when shrinking
+  (plain bilinear with half-pixel centres when enlarging), like the PIL resize of
+  PoDD's ``transforms.Resize((32, 32))`` on CUB-200 (``AsafShul/PoDD:src/data_utils.py``),
+  which then rounds to uint8; this keeps float. Before batching: sizes differ.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (comes with tfds)
+  size = tuple(int(v) for v in size)
+
+  def resize(image, label):
+    image = tf.image.resize(image, size, method='bilinear', antialias=True)
+    return tf.clip_by_value(image / 255.0, 0.0, 1.0), label
+
+  xs, ys = [], []
+  for x, y in tfds.as_numpy(ds.map(resize).batch(1024)):
+    xs.append(x)
+    ys.append(y)
+  if not xs:
+    return np.zeros((0,) + size + (1,), np.float32), np.zeros((0,), np.int64)
+  return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
+
+
+def _resize_host(x: np.ndarray, size) -> np.ndarray:
+  """float32 [N, h, w, C] for digits/npz: ``jax.image.resize('linear', antialias=True)``,
+  the same scale-and-translate triangle filter as ``_resize_and_stack``'s tf one."""
+  import jax  # pylint: disable=g-import-not-at-top
+  size = tuple(int(v) for v in size)
+  if x.shape[1:3] == size:
+    return x
+  out = jax.image.resize(x, (x.shape[0],) + size + (x.shape[3],), 'linear', antialias=True)
+  return np.clip(np.asarray(out, np.float32), 0.0, 1.0)
+
+
+def _check_resize(resize) -> Optional[tuple]:
+  """``data_resize`` as (h, w) of positive ints; None if empty; else a ConfigError."""
+  if resize is None or (isinstance(resize, (tuple, list)) and not resize):
+    return None
+  ok = (isinstance(resize, (tuple, list)) and len(resize) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+                for v in resize))
+  if not ok:
+    raise ConfigError(f'data_resize must be (height, width) of positive integers, or '
+                      f'empty / None for no resize; got {resize!r}')
+  return tuple(int(v) for v in resize)
 
 
 def _tfds_class_names(info) -> Optional[tuple]:
@@ -285,7 +371,8 @@ def _parse_spec(spec):
 
 def load_dataset(spec: str, *, normalize: bool = True, zca: str = 'none',
                  data_dir: Optional[str] = None,
-                 manual_dir: Optional[str] = None) -> Dataset:
+                 manual_dir: Optional[str] = None, resize=None,
+                 download: bool = False) -> Dataset:
   """Loads, validates and preprocesses a data set.
 
   Args:
@@ -296,6 +383,11 @@ def load_dataset(spec: str, *, normalize: bool = True, zca: str = 'none',
       the mean/std normalisation). Both are fitted on train, applied to train and test.
     data_dir: tfds data directory (tfds only).
     manual_dir: tfds ``DownloadConfig.manual_dir`` for offline archives (tfds only).
+    download: let tensorflow-datasets download and prepare a missing data set (the
+      config's ``data_download``; off by default: offline it fails only after minutes).
+    resize: (height, width) every image is resized to (the config's ``data_resize``),
+      or None. tfds resizes inside tf before batching (variable-size images, e.g.
+      CUB-200); digits and npz after loading, with the same antialiased bilinear filter.
 
   Returns:
     A ``Dataset`` with float32 [N, H, W, C] images and int32 labels.
@@ -303,16 +395,19 @@ def load_dataset(spec: str, *, normalize: bool = True, zca: str = 'none',
   kind, arg = _parse_spec(spec)
   preprocess.check_zca_mode(zca)
   name = spec.strip()
+  resize = _check_resize(resize)
   if kind == 'digits':
     raw = _load_digits()
   elif kind == 'npz':
     raw = _load_npz(name, arg)
   else:
-    raw = _load_tfds(name, arg, data_dir, manual_dir)
+    raw = _load_tfds(name, arg, data_dir, manual_dir, resize, download)
   num_classes = raw.num_classes or _infer_num_classes(raw)
   validate_arrays(name, raw.x_train, raw.y_train, raw.x_test, raw.y_test, num_classes)
   x_train = _to_unit_float(name, 'train', np.asarray(raw.x_train))
   x_test = _to_unit_float(name, 'test', np.asarray(raw.x_test))
+  if resize:   # tfds has resized already; a no-op then
+    x_train, x_test = _resize_host(x_train, resize), _resize_host(x_test, resize)
   stats = preprocess.known_stats(raw.stats_key, x_train.shape[-1])
   x_train, x_test, mean, std, fitted = preprocess.preprocess_splits(
       x_train, x_test, stats=stats, do_normalize=normalize, zca=zca)
