@@ -19,8 +19,5 @@ from jaxdd.config_utils import datm_cifar10_config, parse_arg
 
 
 def get_config(arg=None):
-  # ipc=0 means "not given": 10, or 1 for runlocal (whose briefly trained experts
-  # classify few of the stand-in images correctly, and DATM initialises only from those).
-  arg = parse_arg(arg, ipc=0, steps=10000, runlocal=False)
-  arg.ipc = arg.ipc or (1 if arg.runlocal else 10)
+  arg = parse_arg(arg, ipc=10, steps=10000, runlocal=False)
   return datm_cifar10_config('tfds:cifar10', arg.ipc, arg.steps, runlocal=arg.runlocal)

@@ -21,10 +21,7 @@ MASK_RATIO = {1: 0.0, 10: 0.5, 50: 0.25}   # ipc -> first fraction of parameters
 
 
 def get_config(arg=None):
-  # ipc=0 means "not given": 10, or 1 for runlocal (whose briefly trained experts
-  # classify few of the stand-in images correctly, and DATM initialises only from those).
-  arg = parse_arg(arg, ipc=0, steps=10000, runlocal=False)
-  arg.ipc = arg.ipc or (1 if arg.runlocal else 10)
+  arg = parse_arg(arg, ipc=10, steps=10000, runlocal=False)
   c = datm_cifar10_config('tfds:cifar10', arg.ipc, arg.steps,
                           expert_epochs=3 if arg.ipc == 50 else 2, runlocal=arg.runlocal)
   return pad_update(c, mask_ratio=MASK_RATIO.get(arg.ipc, 0.5), runlocal=arg.runlocal)
