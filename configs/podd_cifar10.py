@@ -39,7 +39,7 @@ accuracy.
 
 import ml_collections
 
-from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
+from jaxdd.config_utils import base_config, parse_arg, ratbptt_update, shrink_for_runlocal
 from jaxdd.params import poster
 
 LEARNED_LABELS_BELOW = 0.7   # the paper's fixed-label runs: CIFAR-10 at 0.7, 0.8, 0.9, 1.0
@@ -72,16 +72,8 @@ def get_config(arg=None):
   c.parameterization = ml_collections.ConfigDict(dict(
       name='poster', init='tiles', learn_labels=learn, fixed_labels='softmax',
       label_pool='crop', patches=paper_patches(arg.ipc)))
-  c.objective = ml_collections.ConfigDict(dict(
-      name='bptt', batch_real=500, window=60, total_window=200, min_window=0,
-      truncation='random', complete_random=False, redraw_every=0, inner_optim='adam',
-      inner_lr=1e-3, eps_root=1e-8, batch_syn=96, syn_dsa=True,
-      syn_dsa_strategy='flip_rotate', real_dsa=True, real_dsa_strategy='flip_rotate',
-      label_norm='none', remat=True))
-  c.optim.images = ml_collections.ConfigDict(dict(
-      name='adam', lr=1e-3, clip_running_norm=True, clip_factor=2.0, clip_decay=0.9))
-  if learn:
-    c.optim.labels = ml_collections.ConfigDict(dict(name='adam', lr=1e-3, nonnegative=True))
+  ratbptt_update(c, batch_real=500, window=60, total_window=200, batch_syn=96,
+                 dsa_strategy='flip_rotate', complete_random=False, learn_labels=learn)
   c.eval.loss = 'ce'   # patch labels are distributions: CE against them as weights
   if arg.runlocal:
     # A CPU-sized smoke run: a narrow distillation net and evaluation net.

@@ -36,7 +36,7 @@ evaluation.
 
 import ml_collections
 
-from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
+from jaxdd.config_utils import base_config, parse_arg, ratbptt_update, shrink_for_runlocal
 
 
 def get_config(arg=None):
@@ -50,15 +50,8 @@ def get_config(arg=None):
   c.parameterization = ml_collections.ConfigDict(dict(
       name='poster', init='tiles', learn_labels=True, label_pool='crop',
       patches=(60, 30)))
-  c.objective = ml_collections.ConfigDict(dict(
-      name='bptt', batch_real=15, window=60, total_window=200, min_window=0,
-      truncation='random', complete_random=False, redraw_every=0, inner_optim='adam',
-      inner_lr=1e-3, eps_root=1e-8, batch_syn=200, syn_dsa=True,
-      syn_dsa_strategy='flip_rotate', real_dsa=True, real_dsa_strategy='flip_rotate',
-      label_norm='none', remat=True))
-  c.optim.images = ml_collections.ConfigDict(dict(
-      name='adam', lr=1e-3, clip_running_norm=True, clip_factor=2.0, clip_decay=0.9))
-  c.optim.labels = ml_collections.ConfigDict(dict(name='adam', lr=1e-3, nonnegative=True))
+  ratbptt_update(c, batch_real=15, window=60, total_window=200, batch_syn=200,
+                 dsa_strategy='flip_rotate', complete_random=False)
   c.eval.loss = 'ce'
   if arg.runlocal:
     c.parameterization.patches = (20, 10)

@@ -18,9 +18,8 @@ of meta-steps. Evaluation: jaxdd's protocol (SGD, 1000 epochs, DSA) so that ever
 method is scored alike; the reference trains 8 nets with its inner Adam instead.
 """
 
-import ml_collections
 
-from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
+from jaxdd.config_utils import base_config, parse_arg, ratbptt_update, shrink_for_runlocal
 
 
 def get_config(arg=None):
@@ -30,15 +29,8 @@ def get_config(arg=None):
   c.steps = arg.steps
   c.checkpoint_every = 500
   c.parameterization.learn_labels = True
-  c.objective = ml_collections.ConfigDict(dict(
-      name='bptt', batch_real=500, window=60, total_window=200, min_window=0,
-      truncation='random', complete_random=False, redraw_every=0, inner_optim='adam',
-      inner_lr=1e-3, eps_root=1e-8, batch_syn=0, syn_dsa=True,
-      syn_dsa_strategy='flip_rotate', real_dsa=True, real_dsa_strategy='flip_rotate',
-      label_norm='none', remat=True))
-  c.optim.images = ml_collections.ConfigDict(dict(
-      name='adam', lr=1e-3, clip_running_norm=True, clip_factor=2.0, clip_decay=0.9))
-  c.optim.labels = ml_collections.ConfigDict(dict(name='adam', lr=1e-3, nonnegative=True))
+  ratbptt_update(c, batch_real=500, window=60, total_window=200, batch_syn=0,
+                 dsa_strategy='flip_rotate', complete_random=False)
   if arg.runlocal:
     c.objective.update(batch_real=8, window=2, total_window=4)
     shrink_for_runlocal(c)

@@ -11,9 +11,8 @@ real batch of 64 per class; no ZCA; the augmentation is DSA's 'crop_scale_rotate
 (digits must not be flipped). Evaluation: jaxdd's protocol (SGD, 300 epochs here).
 """
 
-import ml_collections
 
-from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
+from jaxdd.config_utils import base_config, parse_arg, ratbptt_update, shrink_for_runlocal
 
 
 def get_config(arg=None):
@@ -23,15 +22,8 @@ def get_config(arg=None):
   c.checkpoint_every = 100
   c.log_every = 20
   c.parameterization.learn_labels = True
-  c.objective = ml_collections.ConfigDict(dict(
-      name='bptt', batch_real=64, window=20, total_window=60, min_window=0,
-      truncation='random', complete_random=True, redraw_every=0, inner_optim='adam',
-      inner_lr=1e-3, eps_root=1e-8, batch_syn=0, syn_dsa=True,
-      syn_dsa_strategy='crop_scale_rotate', real_dsa=True,
-      real_dsa_strategy='crop_scale_rotate', label_norm='none', remat=True))
-  c.optim.images = ml_collections.ConfigDict(dict(
-      name='adam', lr=1e-3, clip_running_norm=True, clip_factor=2.0, clip_decay=0.9))
-  c.optim.labels = ml_collections.ConfigDict(dict(name='adam', lr=1e-3, nonnegative=True))
+  ratbptt_update(c, batch_real=64, window=20, total_window=60, batch_syn=0,
+                 dsa_strategy='crop_scale_rotate', complete_random=True)
   c.eval.epochs = 300
   c.eval.dsa_strategy = 'crop_scale_rotate'
   if arg.runlocal:

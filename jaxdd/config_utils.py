@@ -100,6 +100,30 @@ def mtt_mnist_config(ipc: int, steps: int, runlocal: bool) -> ml_collections.Con
   return c
 
 
+def ratbptt_update(c: ml_collections.ConfigDict, *, batch_real: int, window: int,
+                   total_window: int, batch_syn: int, dsa_strategy: str,
+                   complete_random: bool, learn_labels: bool = True
+                   ) -> ml_collections.ConfigDict:
+  """RaT-BPTT's objective and optimizers (METHODS.md §1 RaT-BPTT; RaT-BPTT and PoDD).
+
+  Adam 1e-3 inner (eps_root 1e-8) and outer, outer gradients clipped to 2x an EMA
+  (0.9) of their norm, random truncation of ``window`` of ``total_window`` steps,
+  per-sample ``dsa_strategy`` on both sides; learned labels (Adam 1e-3, clamped >= 0)
+  when ``learn_labels``.
+  """
+  c.objective = ml_collections.ConfigDict(dict(
+      name='bptt', batch_real=batch_real, window=window, total_window=total_window,
+      min_window=0, truncation='random', complete_random=complete_random, redraw_every=0,
+      inner_optim='adam', inner_lr=1e-3, eps_root=1e-8, batch_syn=batch_syn,
+      syn_dsa=True, syn_dsa_strategy=dsa_strategy, real_dsa=True,
+      real_dsa_strategy=dsa_strategy, label_norm='none', remat=True))
+  c.optim.images = ml_collections.ConfigDict(dict(
+      name='adam', lr=1e-3, clip_running_norm=True, clip_factor=2.0, clip_decay=0.9))
+  if learn_labels:
+    c.optim.labels = ml_collections.ConfigDict(dict(name='adam', lr=1e-3, nonnegative=True))
+  return c
+
+
 def dc_config(*, data: str, ipc: int, dsa: bool, init: str, iterations: int,
               eval_dsa: bool, eval_epochs: int, eval_dsa_strategy: str | None = None,
               outer_loop: int = 0, inner_loop: int = 0, loops: dict | None = None,
