@@ -21,6 +21,7 @@ student step 69 GFLOP, ≈ 98 with 'step' rematerialisation, so syn_steps 10 is 
 
     python benchmarks/mtt_memory.py                          # the full table
     python benchmarks/mtt_memory.py --syn_steps=10 --policies=step   # quick
+    python benchmarks/mtt_memory.py --time_max_steps=10   # time 10 steps, memory of all
 
 Writes benchmarks/results/mtt_memory.json and prints a markdown table.
 """
@@ -28,7 +29,6 @@ Writes benchmarks/results/mtt_memory.json and prints a markdown table.
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -42,6 +42,8 @@ from jaxdd import experts
 from jaxdd import models
 from jaxdd.interfaces import SynData
 from jaxdd.objectives import trajectory as tm
+
+import machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPE, K, IPC = (28, 28, 1), 10, 10
@@ -137,6 +139,9 @@ def main():
   p.add_argument('--policies', default='none,step,nested')
   p.add_argument('--repeats', type=int, default=3)
   p.add_argument('--conv_impl', default='auto')
+  p.add_argument('--time_max_steps', type=int, default=None,
+                 help='time only configurations with syn_steps up to this; the others '
+                      'get the memory estimate alone (default: time all)')
   p.add_argument('--max_run_gb', type=float, default=None,
                  help='do not run configurations estimated above this (default: half '
                       'the available memory)')
@@ -170,7 +175,9 @@ def main():
       row = {'syn_steps': s, 'checkpoint': pol, 'compile_seconds': round(compile_s, 2),
              'estimated_peak_gb': round(mem['peak_bytes'] / GB, 3),
              'memory_analysis': mem}
-      if mem['peak_bytes'] <= max_run:
+      if a.time_max_steps is not None and s > a.time_max_steps:
+        row['not_run'] = f'memory estimate only (--time_max_steps={a.time_max_steps})'
+      elif mem['peak_bytes'] <= max_run:
         times = time_calls(compiled, images, a.repeats)
         row['step_seconds_median'] = round(float(np.median(times)), 3)
         row['step_seconds_all'] = [round(t, 3) for t in times]
@@ -194,7 +201,8 @@ def main():
           'syn_steps_10_step_seconds<=3': rss['step_seconds_median'] <= 3.0,
           'syn_steps_10_step_rss_increase_gb<=1': rss['rss_increase_gb'] <= 1.0,
           'syn_steps_80_estimate_gb<=8': (min(at80) <= 8.0) if at80 else None},
-      'hardware': f'{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})',
+      'matmul_peak_gflops': round(machine.matmul_gflops(), 1),
+      'hardware': machine.hardware(),
       'jax': jax.__version__,
   }
   os.makedirs(os.path.dirname(a.out), exist_ok=True)

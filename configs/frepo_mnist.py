@@ -17,9 +17,7 @@ protocol with the MSE loss on the learned labels (FRePo evaluates with MSE too, 
 with Adam and its own schedule), 300 epochs here.
 """
 
-import ml_collections
-
-from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
+from jaxdd.config_utils import base_config, frepo_update, parse_arg, shrink_for_runlocal
 
 
 def get_config(arg=None):
@@ -28,17 +26,8 @@ def get_config(arg=None):
   c.steps = arg.steps
   c.checkpoint_every = 200
   c.log_every = 20
-  c.model.name = 'convnet_bn'
-  c.model.norm = 'batchnorm'
-  c.parameterization.learn_labels = True
-  c.objective = ml_collections.ConfigDict(dict(
-      name='frepo', batch_real=64, pool_size=10, max_age=100, lr_net=3e-4, reg=1e-6,
-      label_margin_weight=1.0, pool_update='all', syn_labels='frepo'))
-  lamb = dict(name='lamb', lr=3e-4, cosine_decay_steps=arg.steps, cosine_alpha=0.1)
-  c.optim.images = ml_collections.ConfigDict(lamb)
-  c.optim.labels = ml_collections.ConfigDict(lamb)
+  frepo_update(c, batch_real=64, steps=arg.steps)
   c.eval.epochs = 300
-  c.eval.loss = 'mse'   # the learned labels are regression targets, not probabilities
   if arg.runlocal:
     c.objective.update(batch_real=8, pool_size=2, max_age=2)
     shrink_for_runlocal(c)

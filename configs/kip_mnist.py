@@ -18,9 +18,7 @@ run), a target batch of 64 per class (the notebook's is 5000), no ZCA (MNIST). E
 images and their labels, 300 epochs here), not KIP's kernel evaluation.
 """
 
-import ml_collections
-
-from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
+from jaxdd.config_utils import base_config, kip_update, parse_arg, shrink_for_runlocal
 
 
 def get_config(arg=None):
@@ -29,14 +27,8 @@ def get_config(arg=None):
   c.steps = arg.steps
   c.checkpoint_every = 200
   c.log_every = 20
-  c.parameterization.learn_labels = True
-  c.objective = ml_collections.ConfigDict(dict(
-      name='kip', batch_real=64, kernel='nt_ntk', reg=1e-6, syn_labels='center',
-      kernel_arch='fc', kernel_depth=3, W_std=2 ** 0.5, b_std=0.1))
-  c.optim.images = ml_collections.ConfigDict(dict(name='adam', lr=0.04))
-  c.optim.labels = ml_collections.ConfigDict(dict(name='adam', lr=0.04))
+  kip_update(c, batch_real=64, kernel_arch='fc')
   c.eval.epochs = 300
-  c.eval.loss = 'mse'   # the learned labels are regression targets, not probabilities
   if arg.runlocal:
     c.objective.update(batch_real=8)
     shrink_for_runlocal(c)

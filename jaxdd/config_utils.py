@@ -124,6 +124,46 @@ def ratbptt_update(c: ml_collections.ConfigDict, *, batch_real: int, window: int
   return c
 
 
+def kip_update(c: ml_collections.ConfigDict, *, batch_real: int, kernel_arch: str
+               ) -> ml_collections.ConfigDict:
+  """KIP's objective and optimizers (METHODS.md §1 KIP; configs kip_*).
+
+  Kernel ridge regression with neural-tangents' NTK (W_std √2, b_std 0.1, depth 3) of
+  ``kernel_arch``, trace-scaled ridge 1e-6, centred one-hot targets; Adam 0.04 on the
+  images and the learned labels; MSE evaluation of those labels.
+  """
+  c.parameterization.learn_labels = True
+  c.objective = ml_collections.ConfigDict(dict(
+      name='kip', batch_real=batch_real, kernel='nt_ntk', reg=1e-6, syn_labels='center',
+      kernel_arch=kernel_arch, kernel_depth=3, W_std=2 ** 0.5, b_std=0.1))
+  c.optim.images = ml_collections.ConfigDict(dict(name='adam', lr=0.04))
+  c.optim.labels = ml_collections.ConfigDict(dict(name='adam', lr=0.04))
+  c.eval.loss = 'mse'   # the learned labels are regression targets, not probabilities
+  return c
+
+
+def frepo_update(c: ml_collections.ConfigDict, *, batch_real: int, steps: int
+                 ) -> ml_collections.ConfigDict:
+  """FRePo's objective and optimizers (METHODS.md §1 FRePo; configs frepo_*).
+
+  KRR on the features of a pool of 10 ConvNet-3 (batch norm) networks, each stepped
+  once per iteration with Adam 3e-4 and reset at age 100; ridge 1e-6; learned labels
+  from centred one-hot / √(C/10) plus the label-margin term; LAMB 3e-4 with cosine
+  decay over ``steps`` to 0.1x on images and labels; MSE evaluation.
+  """
+  c.model.name = 'convnet_bn'
+  c.model.norm = 'batchnorm'
+  c.parameterization.learn_labels = True
+  c.objective = ml_collections.ConfigDict(dict(
+      name='frepo', batch_real=batch_real, pool_size=10, max_age=100, lr_net=3e-4,
+      reg=1e-6, label_margin_weight=1.0, pool_update='all', syn_labels='frepo'))
+  lamb = dict(name='lamb', lr=3e-4, cosine_decay_steps=steps, cosine_alpha=0.1)
+  c.optim.images = ml_collections.ConfigDict(lamb)
+  c.optim.labels = ml_collections.ConfigDict(lamb)
+  c.eval.loss = 'mse'   # the learned labels are regression targets, not probabilities
+  return c
+
+
 def dc_config(*, data: str, ipc: int, dsa: bool, init: str, iterations: int,
               eval_dsa: bool, eval_epochs: int, eval_dsa_strategy: str | None = None,
               outer_loop: int = 0, inner_loop: int = 0, loops: dict | None = None,
