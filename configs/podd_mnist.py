@@ -9,7 +9,8 @@ jaxdd: not yet measured. Settings: the poster of configs/podd_cifar10.py (2×5 c
 Gaussian class tiles with fades) at ``ipc`` images per class (default 0.5: a 39×100
 poster of 28×28 patches); patches at the paper's CIFAR-10 density scaled to the poster
 (``poster.default_patches``: 12×4 = 48 at 0.5, 16×7 at 1.0), all of them in each inner
-step as PoDD's CIFAR-10 run (bs_d = p); PoDDL learned labels (the paper's choice for
+step as PoDD's CIFAR-10 run (bs_d = p); PoCO class order on the class names' text
+embeddings (configs/podd_cifar10.py); PoDDL learned labels (the paper's choice for
 every data set but CIFAR-10 at ≥ 0.7 IPC), clamped ≥ 0. The distiller is RaT-BPTT as
 configs/ratbptt_mnist.py, shortened for 2 CPU cores: window 20 of a total 60 inner
 steps, redrawn every step, Adam 1e-3 inner and outer, outer gradients clipped at 2×
@@ -30,7 +31,8 @@ def get_config(arg=None):
   c.checkpoint_every = 100
   c.log_every = 20
   c.parameterization = ml_collections.ConfigDict(dict(
-      name='poster', init='tiles', learn_labels=True, label_pool='crop'))
+      name='poster', init='tiles', learn_labels=True, label_pool='crop',
+      class_order='poco_text'))
   # No ``patches``: the paper's CIFAR-10 density on this poster (docstring).
   ratbptt_update(c, batch_real=64, window=20, total_window=60, batch_syn=0,
                  dsa_strategy='crop_scale_rotate', complete_random=True)

@@ -46,6 +46,11 @@ class NonFiniteLossError(RuntimeError):
 # ----------------------------------------------------------------------------------
 
 
+# A progress line at least this often, whatever ``log_every`` says: slow steps (DC's
+# 50 inner epochs, MTT's long unrolls) must not leave a long run silent.
+PROGRESS_SECONDS = 60.0
+
+
 def make_optimizer(cfg, field: str) -> optax.GradientTransformation:
   """One optax optimizer from ``{name, lr, momentum | b1, b2}``.
 
@@ -239,7 +244,7 @@ def setup(config) -> Setup:
   replicated = NamedSharding(mesh, P())
 
   # ---- Method: parameterization x objective.
-  param = registry.get_parameterization(config, ds.num_classes, image_shape)
+  param = registry.get_parameterization(config, ds.num_classes, image_shape, ds)
   objective = registry.get_objective(config)
   ctx = objective.prepare(ds, config)
   tx = make_tx(config)
@@ -295,7 +300,7 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
   # ---- Loop.
   steps = config.steps
   first = int(state['step'])
-  t_loop = t_last = time.time()
+  t_loop = t_last = t_print = time.time()
   s_last = first
   with open(metrics_path, 'a') if is_main else open(os.devnull, 'w') as mlog:
     for s in range(first, steps):
@@ -319,8 +324,11 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
       if s == first:   # the first step includes compilation: report it, start the clock
         print(f'step {done}/{steps}  loss {metrics["loss"]:.4g}  '
               f'(compiled and ran in {now - t_last:.1f} s)', flush=True)
-        t_last, s_last = now, done
-      elif done % config.log_every == 0 or done == steps:
+        t_last, s_last, t_print = now, done, now
+      elif (done % config.log_every == 0 or done == steps
+            or now - t_print >= PROGRESS_SECONDS):
+        mlog.flush()
+        t_print = now
         rate = (done - s_last) / max(now - t_last, 1e-9)
         terms = '  '.join(f'{k} {v:.4g}' for k, v in metrics.items())
         print(f'step {done}/{steps}  {terms}  {rate:.2f} steps/s  '

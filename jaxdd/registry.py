@@ -11,16 +11,20 @@ from jaxdd.objectives.krr import make_frepo, make_kip
 from jaxdd.objectives.trajectory import make_mtt
 from jaxdd.params.fred import make_fred
 from jaxdd.params.pixels import make_pixels
+from jaxdd.params import poco
+from jaxdd.params import poster as poster_lib
 from jaxdd.params.poster import make_poster
 
 
-def _pixels(config, num_classes, image_shape):
+def _pixels(config, num_classes, image_shape, ds=None):
+  del ds
   p = config.parameterization
   return make_pixels(num_classes=num_classes, ipc=config.ipc, image_shape=image_shape,
                      init=p.get('init', 'real'), learn_labels=p.get('learn_labels', False))
 
 
-def _fred(config, num_classes, image_shape):
+def _fred(config, num_classes, image_shape, ds=None):
+  del ds
   p = config.parameterization
   norm = p.get('dct_norm', 'ortho')
   # --config.parameterization.dct_norm=none on a command line arrives as a string.
@@ -30,12 +34,17 @@ def _fred(config, num_classes, image_shape):
                    learn_labels=p.get('learn_labels', False))
 
 
-def _poster(config, num_classes, image_shape):
+def _poster(config, num_classes, image_shape, ds=None):
   p = config.parameterization
   grid = p.get('grid', None)
   patches = p.get('patches', None)
   shape = p.get('poster_shape', None)
   order = p.get('class_order', None)
+  if isinstance(order, str):   # 'poco_text' / 'poco_pixels': PoCO on this data set
+    if ds is None:
+      raise ConfigError(f'parameterization.class_order={order!r} needs the data set')
+    order = poco.resolve_class_order(
+        order, ds, tuple(grid) if grid else poster_lib.default_grid(num_classes))
   return make_poster(num_classes=num_classes, image_shape=image_shape, ipc=config.ipc,
                      grid=tuple(grid) if grid else None,
                      patches=tuple(patches) if patches else None,
@@ -55,12 +64,13 @@ OBJECTIVES = {'dm': make_dm, 'dc': make_dc,   # 'dc' is DSA with objective.dsa=T
               'mtt': make_mtt}                # MTT, DATM and PAD by options
 
 
-def get_parameterization(config, num_classes, image_shape):
+def get_parameterization(config, num_classes, image_shape, ds=None):
+  """The configured parameterization; ``ds`` (the loaded data) for data-driven options."""
   name = config.parameterization.name
   if name not in PARAMETERIZATIONS:
     raise ConfigError(f'parameterization.name must be one of '
                       f'{", ".join(PARAMETERIZATIONS)}, got {name!r}')
-  return PARAMETERIZATIONS[name](config, num_classes, image_shape)
+  return PARAMETERIZATIONS[name](config, num_classes, image_shape, ds)
 
 
 def get_objective(config):

@@ -274,3 +274,18 @@ def test_init_filter_refuses_a_class_with_too_few_accepted_images(tiny_npz, monk
                   **{'objective.name': 'none_ok'})
   with pytest.raises(DataError, match='class 1 has 0 images the objective accepts'):
     distill.setup(config)
+
+
+def test_slow_steps_print_progress_whatever_log_every_says(tiny_npz, tmp_path, monkeypatch,
+                                                           capsys):
+  config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2, log_every=1000)
+  monkeypatch.setattr(distill, 'PROGRESS_SECONDS', 0.0)   # every step counts as slow
+  distill.train_and_evaluate(config, str(tmp_path / 'w'), evaluate=False)
+  lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith('step ')]
+  # The first step reports compilation; every later one prints its rate and ETA.
+  assert [l.split()[1] for l in lines] == [f'{s}/6' for s in range(1, 7)]
+  assert all('ETA' in l for l in lines[1:])
+  monkeypatch.setattr(distill, 'PROGRESS_SECONDS', 1e9)   # fast steps: log_every rules
+  distill.train_and_evaluate(config, str(tmp_path / 'w2'), evaluate=False)
+  lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith('step ')]
+  assert [l.split()[1] for l in lines] == ['1/6', '6/6']

@@ -6,7 +6,7 @@ import pytest
 
 from jaxdd.errors import ConfigError, DataError
 from jaxdd.params.poco import (anti_diagonal_order, class_mean_embeddings,
-                               cosine_distances, poco_order)
+                               cosine_distances, poco_order, resolve_class_order)
 from jaxdd.params.poster import make_poster
 
 
@@ -95,3 +95,51 @@ def test_the_order_drives_the_poster_labels():
   labels = np.asarray(p.decode(p.init(jax.random.key(0), None)).labels)
   # The first patch (top-left) and the last (bottom-right) belong to the corner classes.
   assert np.argmax(labels[0]) == order[0, 0] and np.argmax(labels[-1]) == order[1, 1]
+
+
+def _tiny_dataset(n=6, seed=0):
+  """4 classes whose images point along e0, e5, e10 and e0 + 0.3·e1: 3 is 0's neighbour."""
+  from jaxdd.data import Dataset
+  rng = np.random.default_rng(seed)
+  dirs = np.zeros((4, 16), np.float32)
+  dirs[0, 0] = dirs[1, 5] = dirs[2, 10] = dirs[3, 0] = 1.0
+  dirs[3, 1] = 0.3
+  y = np.repeat(np.arange(4), n).astype(np.int32)
+  x = (dirs[y] + 0.01 * rng.normal(size=(4 * n, 16))).reshape(-1, 4, 4, 1)
+  x = x.astype(np.float32)
+  return Dataset('tiny', x, y, x, y, 4, tuple(f'c{i}' for i in range(4)),
+                 np.zeros(1, np.float32), np.ones(1, np.float32), None)
+
+
+def test_resolve_class_order_from_pixels_is_poco_on_class_means():
+  ds = _tiny_dataset()
+  got = resolve_class_order('poco_pixels', ds, (2, 2))
+  means = np.stack([ds.x_train[ds.y_train == c].reshape(6, -1).mean(0) for c in range(4)])
+  np.testing.assert_array_equal(got, poco_order(means, 2, 2))
+
+
+def test_resolve_class_order_passes_grids_and_refuses_unknown_names():
+  ds = _tiny_dataset()
+  assert resolve_class_order('', ds, (2, 2)) is None
+  assert resolve_class_order(None, ds, (2, 2)) is None
+  grid = np.array([[3, 2], [1, 0]])
+  assert resolve_class_order(grid, ds, (2, 2)) is grid
+  with pytest.raises(ConfigError, match='poco_text, poco_pixels'):
+    resolve_class_order('clip', ds, (2, 2))
+
+
+def test_config_class_order_reaches_the_poster():
+  import ml_collections
+  from jaxdd import registry
+  ds = _tiny_dataset()
+  config = ml_collections.ConfigDict(dict(ipc=1, parameterization=dict(
+      name='poster', init='tiles', learn_labels=False, class_order='poco_pixels')))
+  param = registry.get_parameterization(config, 4, (4, 4, 1), ds)
+  means = np.stack([ds.x_train[ds.y_train == c].reshape(6, -1).mean(0) for c in range(4)])
+  order = poco_order(means, 2, 2)
+  assert order[0, 1] == 3 or order[1, 0] == 3        # class 3 placed beside class 0
+  labels = lambda p: np.asarray(p.decode(p.init(jax.random.key(0), None)).labels)
+  direct = make_poster(num_classes=4, image_shape=(4, 4, 1), ipc=1, class_order=order)
+  row_major = make_poster(num_classes=4, image_shape=(4, 4, 1), ipc=1)
+  np.testing.assert_array_equal(labels(param), labels(direct))
+  assert not np.array_equal(labels(param), labels(row_major))

@@ -7,9 +7,13 @@ its already placed 4-neighbours (paper Eq. in §4.2, Algorithm 2). Cell (0, 0) t
 class 0, as the paper's ``O[0,0] ← C[0]`` and the authors' code (``src/PoCO.py``) do.
 
 The authors embed class *names* with CLIP ViT-B/32's text encoder (the flattened, padded
-``last_hidden_state``). A text encoder is not part of jaxdd: ``poco_order`` takes any
-[K, D] embeddings, e.g. ``class_mean_embeddings`` of real images (raw pixels or a
-network's features), or CLIP text embeddings computed elsewhere and loaded as an array.
+``last_hidden_state``). ``poco_order`` takes any [K, D] embeddings, from three sources:
+class-name text embeddings of all-MiniLM-L6-v2, run offline in JAX
+(``jaxdd.text_encoder.class_name_embeddings``; not CLIP, so the order can differ from
+the authors'), ``class_mean_embeddings`` of real images (raw pixels or a network's
+features), or an array computed elsewhere (e.g. CLIP text embeddings). In a config:
+``parameterization.class_order`` = 'poco_text', 'poco_pixels' or an explicit grid
+(``resolve_class_order``).
 
 Host-side NumPy on purpose: the placement runs once, before distillation, over at most
 a few hundred cells, and its choices are discrete.
@@ -111,3 +115,41 @@ def class_mean_embeddings(x, y, num_classes: int, feature_fn=None) -> jnp.ndarra
   feats = feature_fn(x) if feature_fn is not None else x.reshape(x.shape[0], -1)
   sums = jax.ops.segment_sum(feats, jnp.asarray(y), num_segments=num_classes)
   return sums / jnp.asarray(counts, jnp.float32)[:, None]
+
+
+CLASS_ORDER_SOURCES = ('poco_text', 'poco_pixels')
+
+
+def resolve_class_order(spec, ds, grid, *, template: str = 'a photo of a {}',
+                        max_per_class: int = 500):
+  """A config's ``parameterization.class_order`` as an int [rows, cols] grid, or None.
+
+  Args:
+    spec: None / '' / empty (row-major order), an explicit grid (returned as is),
+      'poco_text' (PoCO on the class-name embeddings of ``jaxdd.text_encoder``, the
+      paper's source with MiniLM in place of CLIP) or 'poco_pixels' (PoCO on the mean
+      of up to ``max_per_class`` training images of each class).
+    ds: the ``jaxdd.data.Dataset`` (its ``class_names``, ``x_train``, ``y_train``).
+    grid: (rows, cols) of the class grid.
+
+  Raises:
+    ConfigError: an unknown string, naming the accepted values.
+  """
+  if spec is None or len(spec) == 0:   # None, '' or an empty grid: row-major
+    return None
+  if not isinstance(spec, str):
+    return spec
+  if spec not in CLASS_ORDER_SOURCES:
+    raise ConfigError(f'parameterization.class_order must be one of '
+                      f'{", ".join(CLASS_ORDER_SOURCES)} or a (rows, cols) grid of class '
+                      f'ids, got {spec!r}')
+  rows, cols = grid
+  if spec == 'poco_text':
+    from jaxdd import text_encoder   # pylint: disable=g-import-not-at-top (optional deps)
+    emb = text_encoder.class_name_embeddings(list(ds.class_names), template=template)
+  else:
+    y = np.asarray(ds.y_train)
+    keep = np.concatenate([np.flatnonzero(y == k)[:max_per_class]
+                           for k in range(ds.num_classes)])
+    emb = class_mean_embeddings(np.asarray(ds.x_train)[keep], y[keep], ds.num_classes)
+  return poco_order(np.asarray(emb), rows, cols)
