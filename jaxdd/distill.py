@@ -228,15 +228,21 @@ class Setup(NamedTuple):
   mesh: Any
 
 
+def load_data(config) -> data_lib.Dataset:
+  """The config's data set (``data``, ``zca``, ``data_dir``, ``manual_dir``,
+  ``data_resize``, ``data_download``), loaded and validated on the host."""
+  return data_lib.load_dataset(config.data, zca=config.get('zca', 'none'),
+                               data_dir=config.get('data_dir', None) or None,
+                               manual_dir=config.get('manual_dir', None) or None,
+                               resize=config.get('data_resize', None),
+                               download=bool(config.get('data_download', False)))
+
+
 def setup(config) -> Setup:
   """Validates the config and data, builds the method and the initial state."""
   check_config(config)
   # ---- Data: loaded and validated on the host, then placed on the device once.
-  ds = data_lib.load_dataset(config.data, zca=config.get('zca', 'none'),
-                             data_dir=config.get('data_dir', None) or None,
-                             manual_dir=config.get('manual_dir', None) or None,
-                             resize=config.get('data_resize', None),
-                             download=bool(config.get('data_download', False)))
+  ds = load_data(config)
   data_lib.check_ipc(ds, math.ceil(config.ipc))
   image_shape = tuple(ds.x_train.shape[1:])
   mesh = sharding_lib.make_mesh()

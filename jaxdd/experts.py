@@ -84,24 +84,26 @@ class ExpertConfig(NamedTuple):
   seed_loop: str = 'auto'
 
 
-def _is_int(v) -> bool:
+def is_int(v) -> bool:
+  """True for a Python or numpy integer, False for bools (config-value checks)."""
   return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
-def _is_num(v) -> bool:
-  return _is_int(v) or isinstance(v, (float, np.floating))
+def is_num(v) -> bool:
+  """True for a Python or numpy integer or float, False for bools."""
+  return is_int(v) or isinstance(v, (float, np.floating))
 
 
 # field -> (accepted?, what is accepted)
 _CHECKS = {
-    'num_experts': (lambda v: _is_int(v) and v >= 1, 'an integer >= 1'),
-    'epochs': (lambda v: _is_int(v) and v >= 1, 'an integer >= 1'),
-    'lr': (lambda v: _is_num(v) and v > 0, 'a number > 0'),
-    'momentum': (lambda v: _is_num(v) and 0 <= v < 1, 'a number in [0, 1)'),
-    'weight_decay': (lambda v: _is_num(v) and v >= 0, 'a number >= 0'),
-    'batch_size': (lambda v: _is_int(v) and v >= 1, 'an integer >= 1'),
+    'num_experts': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
+    'epochs': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
+    'lr': (lambda v: is_num(v) and v > 0, 'a number > 0'),
+    'momentum': (lambda v: is_num(v) and 0 <= v < 1, 'a number in [0, 1)'),
+    'weight_decay': (lambda v: is_num(v) and v >= 0, 'a number >= 0'),
+    'batch_size': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
     'dsa': (lambda v: isinstance(v, (bool, np.bool_)), 'True or False'),
-    'seed': (lambda v: _is_int(v) and -2**31 <= v < 2**31, 'a 32-bit integer'),
+    'seed': (lambda v: is_int(v) and -2**31 <= v < 2**31, 'a 32-bit integer'),
     'seed_loop': (lambda v: v in evaluate.SEED_LOOPS,
                   'one of ' + ', '.join(evaluate.SEED_LOOPS)),
 }
@@ -320,7 +322,7 @@ def train_experts(model, image_shape, x_train, y_train, num_classes: int,
   """
   image_shape = tuple(int(s) for s in image_shape)
   _check_inputs(model, image_shape, x_train, y_train, num_classes, cfg)
-  if not _is_int(first_expert) or first_expert < 0:
+  if not is_int(first_expert) or first_expert < 0:
     raise ConfigError(f'first_expert must be an integer >= 0, got {first_expert!r}')
   n = int(np.shape(x_train)[0])
   x = jnp.asarray(x_train, jnp.float32)
@@ -385,7 +387,8 @@ def train_experts(model, image_shape, x_train, y_train, num_classes: int,
 # ----------------------------------------------------------------------------------
 
 
-def _json(obj) -> str:
+def to_json(obj) -> str:
+  """Canonical JSON (sorted keys): the text that cache keys are hashed from."""
   # numpy scalars (e.g. a seed from a config) become Python numbers.
   return json.dumps(obj, sort_keys=True, default=lambda o: o.item() if hasattr(
       o, 'item') else str(o))
@@ -403,7 +406,8 @@ def save_buffer(path: str, buffer: Buffer) -> None:
   try:
     with open(tmp, 'wb') as f:  # a file object: np.savez would append '.npz' to a name
       np.savez(f, trajectories=np.asarray(buffer.trajectories, np.float32),
-               spec_json=np.array(_json(spec)), meta_json=np.array(_json(buffer.meta)))
+               spec_json=np.array(to_json(spec)),
+               meta_json=np.array(to_json(buffer.meta)))
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
@@ -446,7 +450,9 @@ def load_buffer(path: str, model, image_shape) -> Buffer:
   return Buffer(traj, unflatten, spec, meta)
 
 
-def _digest(a) -> str:
+def digest(a) -> str:
+  """First 16 hex digits of SHA-256 of an array's C-order bytes (data identity in
+  cache keys; dtype and shape are not included: cache keys store the shape)."""
   return hashlib.sha256(np.ascontiguousarray(np.asarray(a))).hexdigest()[:16]
 
 
@@ -458,7 +464,7 @@ def cache_key(ds_name: str, x_train, y_train, num_classes: int, model_config: di
   """
   return {
       'version': 1, 'dataset': ds_name, 'x_shape': list(np.shape(x_train)),
-      'x_digest': _digest(x_train), 'y_digest': _digest(y_train),
+      'x_digest': digest(x_train), 'y_digest': digest(y_train),
       'num_classes': int(num_classes), 'model': type(model).__name__,
       'model_config': model_config,
       'experts': {k: v for k, v in cfg._asdict().items() if k != 'seed_loop'},
@@ -479,9 +485,9 @@ def load_or_train(cache_dir: str, model, image_shape, ds_name: str, x_train, y_t
   check_expert_config(cfg)
   key = cache_key(ds_name, x_train, y_train, num_classes, model_config, model, cfg,
                   schedule_name)
-  digest = hashlib.sha256(_json(key).encode()).hexdigest()[:16]
+  key_hash = hashlib.sha256(to_json(key).encode()).hexdigest()[:16]
   slug = re.sub(r'[^A-Za-z0-9]+', '_', os.path.basename(str(ds_name))).strip('_')[:40]
-  path = os.path.join(cache_dir, f'experts_{slug}_{digest}.npz')
+  path = os.path.join(cache_dir, f'experts_{slug}_{key_hash}.npz')
   if os.path.exists(path):
     print(f'experts: loading cached buffer {path}', flush=True)
     return load_buffer(path, model, image_shape)

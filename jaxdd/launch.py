@@ -73,7 +73,14 @@ def main(argv):
     if jax.process_index() == 0:
       write_json(os.path.join(workdir, 'config.json'), config.to_dict())
       print(f'workdir: {workdir}', flush=True)
-    distill.train_and_evaluate(config, workdir, evaluate=_EVALUATE.value)
+    if config.get('pipeline', 'distill') == 'sre':   # squeeze -> recover -> relabel
+      from jaxdd import sre  # pylint: disable=g-import-not-at-top
+      sre.run(config, workdir, evaluate=_EVALUATE.value)
+    elif config.get('pipeline', 'distill') == 'distill':
+      distill.train_and_evaluate(config, workdir, evaluate=_EVALUATE.value)
+    else:
+      raise ConfigError(f"pipeline must be one of 'distill', 'sre', got "
+                        f"{config.pipeline!r}")
   except (ConfigError, DataError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

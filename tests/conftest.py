@@ -36,3 +36,13 @@ def write_npz(path, shape=(8, 8, 1), classes=3, train_per_class=20, test_per_cla
 @pytest.fixture
 def tiny_npz(tmp_path):
   return 'npz:' + write_npz(tmp_path / 'tiny.npz')
+
+
+def prototype_data(k, shape, n_per_class=4, seed=0):
+  """``k`` classes of Gaussian noise (std 0.5) around random prototypes: float32 x, int y."""
+  rng = np.random.default_rng(seed)
+  protos = rng.normal(size=(k,) + tuple(shape))
+  x = np.concatenate([p + 0.5 * rng.normal(size=(n_per_class,) + tuple(shape))
+                      for p in protos])
+  y = np.repeat(np.arange(k), n_per_class).astype(np.int32)
+  return x.astype(np.float32), y

@@ -10,6 +10,7 @@ import pytest
 
 from jaxdd import augment, experts, models
 from jaxdd.errors import ConfigError, DataError
+from conftest import prototype_data
 
 SHAPE = (8, 8, 1)
 K = 3
@@ -19,11 +20,7 @@ CFG = experts.ExpertConfig(num_experts=2, epochs=2, batch_size=5, dsa_strategy=S
 
 
 def _data(n_per_class=4, seed=0):
-  rng = np.random.default_rng(seed)
-  protos = rng.normal(size=(K,) + SHAPE)
-  x = np.concatenate([p + 0.5 * rng.normal(size=(n_per_class,) + SHAPE) for p in protos])
-  y = np.repeat(np.arange(K), n_per_class).astype(np.int32)
-  return x.astype(np.float32), y
+  return prototype_data(K, SHAPE, n_per_class, seed)
 
 
 def _model(width=8):

@@ -1,0 +1,440 @@
+"""The squeeze stage: pretrained teachers for SRe2L / CFM (UniDD) / EDC; train, store, load.
+
+The squeeze-recover-relabel family (METHODS.md §1 "SRe2L", §2 "UniDD", "EDC")
+synthesises images against networks *pretrained on the real data*: their batch-norm
+running statistics (SRe2L's recover loss), the statistics of their layer inputs over
+the train set (CFM, EDC; ``objectives.statistics``) and their logits (relabelling).
+This module trains those teachers. The ``TeacherConfig`` defaults are CFM's CIFAR-10
+squeeze (UniDD paper 001, appendix Table 2, the usual CIFAR recipe SRe2L's squeeze
+also uses): SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch 128, cosine schedule,
+200 epochs, RandomCrop(padding 4) + HorizontalFlip. EDC trains several backbones in
+turn (METHODS.md §2 EDC "Teachers"): ``load_or_train_teacher_sets`` takes a list of
+configs.
+
+Like ``jaxdd.experts``: all teachers of one architecture train at once in one compiled
+program (``evaluate.over_seeds``), one jitted epoch (a ``lax.scan`` over its steps) per
+host iteration with a progress line and ETA. Storage and the cache (orbax + JSON,
+keyed by digests of the data + model + config) are ``jaxdd.teacher_store``; its public
+names (``save_teachers``, ``load_teachers``, ``load_or_train_teachers``,
+``load_or_train_teacher_sets``, ...) are re-exported here.
+
+Differences from the authors' PyTorch training, on purpose:
+
+  * The last batch of an epoch wraps around to the start of the same epoch's
+    permutation (as ``evaluate.make_train_fn``), instead of PyTorch's smaller last
+    batch: shapes stay static, and with batch norm a masked short batch would change
+    the batch statistics. Every image is still seen at least once per epoch.
+  * Random crop is a translation by U{-pad..pad} per axis with zero fill *in the
+    preprocessed space* (``batch_augment.pad_crop``); torchvision pads raw pixels with 0
+    (black) before normalising. Flip is applied after the crop (the same law).
+  * The cosine schedule is PyTorch's ``CosineAnnealingLR(T_max=epochs)`` stepped once
+    per epoch: lr_e = lr·(1 + cos(π·e/E))/2, constant within epoch e.
+  * Weight decay (SGD) is coupled, PyTorch-style, and applies to every parameter,
+    batch-norm scales and biases included (``SGD(model.parameters(), ...)``).
+
+Keys (the contract the tests check): teacher ``i`` uses ``k_i = fold_in(key(seed),
+i)``; ``init, data, aug = split(k_i, 3)``; epoch ``e`` shuffles with ``fold_in(data,
+e)``; its step ``j`` augments with ``fold_in(fold_in(aug, e), j)``. So teacher ``i``
+is the same network whether trained alone or with others.
+"""
+
+import functools
+import math
+import time
+import types
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxdd import batch_augment
+from jaxdd import evaluate
+from jaxdd import models as models_lib
+from jaxdd.errors import ConfigError, DataError
+from jaxdd.experts import is_int, is_num
+
+FIELD_PREFIX = 'objective.teachers.'   # config errors name FIELD_PREFIX + field
+OPTIMIZERS = ('sgd', 'adamw')
+LR_SCHEDULES = ('cosine', 'constant')
+# The keyword arguments of ``models.get_model`` a teacher config may set.
+MODEL_KWARGS = ('width', 'depth', 'norm', 'act', 'pooling', 'conv_impl')
+
+
+class TeacherConfig(NamedTuple):
+  """How teachers are trained (defaults: CFM's CIFAR-10 squeeze, paper 001 Table 2).
+
+  Attributes:
+    model: a name of ``models.MODEL_NAMES`` ('convnet', 'resnet18', 'convnet_bn', ...).
+    model_kw: keyword arguments of ``models.get_model`` (keys in ``MODEL_KWARGS``);
+      teachers are batch-norm nets, hence the default ``{'norm': 'batchnorm'}``
+      (use ``{}`` for models whose name fixes the norm, e.g. 'resnet18_bn').
+    epochs: passes over the train set (CIFAR-10: 200, CIFAR-100: 100).
+    batch_size: minibatch size (capped at the train-set size).
+    optimizer: 'sgd' (momentum ``momentum``, coupled weight decay) or 'adamw'
+      (decoupled weight decay, PyTorch's AdamW).
+    lr: peak learning rate.
+    momentum: SGD momentum (ignored by 'adamw').
+    weight_decay: SGD's L2 term added to the gradient, or AdamW's decay.
+    lr_schedule: 'cosine' (per epoch, to 0 at the end) or 'constant'.
+    crop_pad: random-crop padding in pixels (RandomCrop(size, padding=crop_pad));
+      0 turns it off.
+    flip: random horizontal flip with probability 1/2 (off for digits / MNIST).
+    num_teachers: networks of this architecture trained at once.
+    seed: base seed; teacher ``i`` uses ``fold_in(key(seed), i)``.
+    seed_loop: 'auto', 'map' or 'vmap', see ``evaluate.over_seeds``.
+    test_batch_size: test images scored per chunk.
+  """
+  model: str = 'convnet'
+  model_kw: Mapping[str, Any] = types.MappingProxyType({'norm': 'batchnorm'})
+  epochs: int = 200
+  batch_size: int = 128
+  optimizer: str = 'sgd'
+  lr: float = 0.1
+  momentum: float = 0.9
+  weight_decay: float = 5e-4
+  lr_schedule: str = 'cosine'
+  crop_pad: int = 4
+  flip: bool = True
+  num_teachers: int = 1
+  seed: int = 0
+  seed_loop: str = 'auto'
+  test_batch_size: int = 1000
+
+
+# field -> (accepted?, what is accepted)
+_CHECKS = {
+    'model': (lambda v: isinstance(v, str) and v.lower() in models_lib.MODEL_NAMES,
+              'one of ' + ', '.join(models_lib.MODEL_NAMES)),
+    'model_kw': (lambda v: isinstance(v, Mapping) and set(v) <= set(MODEL_KWARGS),
+                 'a mapping with keys among ' + ', '.join(MODEL_KWARGS)),
+    'epochs': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
+    'batch_size': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
+    'optimizer': (lambda v: v in OPTIMIZERS, 'one of ' + ', '.join(OPTIMIZERS)),
+    'lr': (lambda v: is_num(v) and v > 0, 'a number > 0'),
+    'momentum': (lambda v: is_num(v) and 0 <= v < 1, 'a number in [0, 1)'),
+    'weight_decay': (lambda v: is_num(v) and v >= 0, 'a number >= 0'),
+    'lr_schedule': (lambda v: v in LR_SCHEDULES, 'one of ' + ', '.join(LR_SCHEDULES)),
+    'crop_pad': (lambda v: is_int(v) and v >= 0, 'an integer >= 0'),
+    'flip': (lambda v: isinstance(v, (bool, np.bool_)), 'True or False'),
+    'num_teachers': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
+    'seed': (lambda v: is_int(v) and -2**31 <= v < 2**31, 'a 32-bit integer'),
+    'seed_loop': (lambda v: v in evaluate.SEED_LOOPS,
+                  'one of ' + ', '.join(evaluate.SEED_LOOPS)),
+    'test_batch_size': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
+}
+
+
+def check_teacher_config(cfg: TeacherConfig) -> None:
+  """Raises ConfigError naming ``objective.teachers.<field>`` for an invalid value.
+
+  Values of ``model_kw`` that depend on the image shape are checked by
+  ``make_teacher_model``.
+  """
+  if not isinstance(cfg, TeacherConfig):
+    raise ConfigError(f'{FIELD_PREFIX[:-1]} must be a TeacherConfig, got '
+                      f'{type(cfg).__name__}')
+  for name, (ok, accepted) in _CHECKS.items():
+    value = getattr(cfg, name)
+    if not ok(value):
+      raise ConfigError(f'{FIELD_PREFIX}{name} must be {accepted}, got {value!r}')
+
+
+def make_teacher_model(cfg: TeacherConfig, num_classes: int, image_shape):
+  """``models.get_model(cfg.model, num_classes, image_shape=..., **cfg.model_kw)``.
+
+  Raises:
+    ConfigError: from ``check_teacher_config``, or a model option (prefixed with
+      ``objective.teachers.model_kw``), or ``crop_pad`` not smaller than the image.
+  """
+  check_teacher_config(cfg)
+  try:
+    model = models_lib.get_model(cfg.model, num_classes, image_shape=tuple(image_shape),
+                                 **dict(cfg.model_kw))
+  except ConfigError as e:
+    raise ConfigError(f'{FIELD_PREFIX}model_kw: {e}') from None
+  if cfg.crop_pad >= min(image_shape[0], image_shape[1]):
+    raise ConfigError(f'{FIELD_PREFIX}crop_pad must be smaller than the image side '
+                      f'{min(image_shape[:2])}, got {cfg.crop_pad}')
+  return model
+
+
+def config_dict(cfg: TeacherConfig) -> dict:
+  """JSON-able dict of ``cfg`` (the 'config' entry of a stored set's metadata; inverse:
+  ``teacher_store.config_from_dict``)."""
+  return {**cfg._asdict(), 'model_kw': dict(cfg.model_kw)}
+
+
+class Teachers(NamedTuple):
+  """A set of pretrained teachers of one architecture.
+
+  Attributes:
+    model: the Flax module (``models.get_model``).
+    variables: flax variables {'params', 'batch_stats'} (no 'batch_stats' for models
+      without batch norm), every leaf with a leading teacher axis [T, ...]; numpy.
+    meta: JSON-able dict (config, data digests, training curves, 'test_accuracy' [T]).
+  """
+  model: Any
+  variables: dict
+  meta: dict | None = None
+
+
+def num_teachers(teachers: Teachers) -> int:
+  """T, the size of the leading axis of ``teachers.variables``."""
+  return int(jax.tree_util.tree_leaves(teachers.variables)[0].shape[0])
+
+
+def teacher(teachers: Teachers, i: int) -> dict:
+  """The variables of teacher ``i`` (no leading axis), ready for ``models.apply_model``."""
+  return jax.tree_util.tree_map(lambda a: a[i], teachers.variables)
+
+
+@functools.partial(jax.jit, static_argnames=('model',))
+def _eval_logits(variables, x, *, model):
+  return models_lib.apply_model(model, variables, x, train=False)[0]
+
+
+def teacher_logits(teachers: Teachers, i: int, x) -> jax.Array:
+  """Logits [N, K] of teacher ``i`` on images x [N, H, W, C], in eval mode (batch norm
+  uses the running statistics, as SRe2L/CFM/EDC run their teachers). Jitted; inside
+  a jitted caller use ``models.apply_model(model, teacher(teachers, i), x)``."""
+  return _eval_logits(teacher(teachers, i), jnp.asarray(x, jnp.float32),
+                      model=teachers.model)
+
+
+def teacher_key(seed: int, i) -> jax.Array:
+  """The key of teacher ``i`` (see the module docstring); traceable in ``i``."""
+  return jax.random.fold_in(jax.random.key(seed), i)
+
+
+# ----------------------------------------------------------------------------------
+# Training.
+# ----------------------------------------------------------------------------------
+
+
+def augment_batch(key, x, crop_pad: int, flip: bool) -> jax.Array:
+  """torchvision's RandomCrop(size, padding=crop_pad) then RandomHorizontalFlip(0.5),
+  per sample, on x [N, H, W, C]: out[n, r, c] = x[n, r + dh_n, c + dw_n] (0 outside),
+  dh, dw ~ U{-pad..pad}, then mirrored along W with probability 1/2
+  (``batch_augment.pad_crop``, ``batch_augment.random_flip``)."""
+  k_crop, k_flip = jax.random.split(key)
+  x = batch_augment.pad_crop(k_crop, x, crop_pad)
+  if flip:
+    x = batch_augment.random_flip(k_flip, x)
+  return x
+
+
+def _optimizer(cfg: TeacherConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+  if cfg.lr_schedule == 'cosine':
+    # CosineAnnealingLR(T_max=epochs) stepped per epoch: constant within an epoch.
+    def schedule(count):
+      epoch = jnp.minimum(count // steps_per_epoch, cfg.epochs)
+      return cfg.lr * 0.5 * (1 + jnp.cos(jnp.pi * epoch / cfg.epochs))
+  else:
+    schedule = cfg.lr
+  if cfg.optimizer == 'adamw':
+    return optax.adamw(schedule, weight_decay=cfg.weight_decay)
+  # PyTorch's SGD adds weight_decay * param to the gradient before momentum.
+  return optax.chain(optax.add_decayed_weights(cfg.weight_decay),
+                     optax.sgd(schedule, momentum=cfg.momentum or None))
+
+
+def make_init_fn(model, image_shape, cfg: TeacherConfig, steps_per_epoch: int):
+  """Builds ``init(key) -> {'variables', 'opt'}`` of one teacher (init part of key)."""
+  tx = _optimizer(cfg, steps_per_epoch)
+
+  def init(key):
+    variables = models_lib.init_model(model, jax.random.split(key, 3)[0], image_shape)
+    return {'variables': variables, 'opt': tx.init(variables['params'])}
+
+  return init
+
+
+def make_epoch_fn(model, cfg: TeacherConfig, num_train: int):
+  """Builds ``epoch(state, key, epoch, x, y) -> (state, mean loss, accuracy)``.
+
+  One pass of minibatch training over a random permutation of the train set (a
+  ``lax.scan`` over ``ceil(N / batch)`` steps), each step
+  θ ← opt(θ, ∇ mean_{i∈B} CE(f_θ(aug(x_i)), y_i)) with batch norm in train mode: the
+  running statistics become 0.9·old + 0.1·(batch mean, unbiased batch variance)
+  (``models.layers.Norm``, PyTorch's momentum 0.1).
+
+  Args (of the returned function):
+    state: {'variables', 'opt'} of one teacher.
+    key: the teacher's key ``k_i``.
+    epoch: int32 scalar (traced), folds into the data and augmentation keys.
+    x: float32 [N, H, W, C]; y: int32 [N].
+
+  Returns:
+    (state, mean training loss, training accuracy) over the augmented batches.
+  """
+  batch = min(cfg.batch_size, num_train)
+  steps = math.ceil(num_train / batch)
+  tx = _optimizer(cfg, steps)
+
+  def epoch_fn(state, key, epoch, x, y):
+    _, data_key, aug_key = jax.random.split(key, 3)
+    perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_train)
+    aug_key = jax.random.fold_in(aug_key, epoch)
+    num_classes = model.num_classes
+
+    def step(state, j):
+      rows = perm[(j * batch + jnp.arange(batch)) % num_train]  # wraps: static shape
+      xb, yb = x[rows], y[rows]
+      xb = augment_batch(jax.random.fold_in(aug_key, j), xb, cfg.crop_pad, cfg.flip)
+      variables = state['variables']
+
+      def loss_fn(params):
+        logits, new_vars = models_lib.apply_model(
+            model, {**variables, 'params': params}, xb, train=True)
+        loss = evaluate.label_loss(logits, jax.nn.one_hot(yb, num_classes), 'ce')
+        return loss, (new_vars, logits)
+
+      (loss, (new_vars, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          variables['params'])
+      updates, opt = tx.update(grads, state['opt'], variables['params'])
+      params = optax.apply_updates(variables['params'], updates)
+      acc = jnp.mean(jnp.argmax(logits, -1) == yb)
+      return {'variables': {**new_vars, 'params': params}, 'opt': opt}, (loss, acc)
+
+    state, (losses, accs) = jax.lax.scan(step, state, jnp.arange(steps))
+    return state, jnp.mean(losses), jnp.mean(accs)
+
+  return epoch_fn
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'image_shape', 'cfg', 'n'))
+def _init_all(ids, seed, *, model, image_shape, cfg, n):
+  init_fn = make_init_fn(model, image_shape, cfg, math.ceil(n / min(cfg.batch_size, n)))
+  return evaluate.over_seeds(lambda i: init_fn(teacher_key(seed, i)), ids, cfg.seed_loop)
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'cfg'), donate_argnums=(0,))
+def _epoch_all(states, ids, seed, epoch, x, y, *, model, cfg):
+  """One epoch of every teacher (``evaluate.over_seeds``): (states, loss [T], acc [T])."""
+  epoch_fn = make_epoch_fn(model, cfg, x.shape[0])
+
+  def one(state_and_id):
+    state, i = state_and_id
+    return epoch_fn(state, teacher_key(seed, i), epoch, x, y)
+
+  return evaluate.over_seeds(one, (states, ids), cfg.seed_loop)
+
+
+def check_teacher_data(x, y, num_classes: int, what: str) -> None:
+  """Raises DataError unless x is [N, H, W, C] with N >= 1 and y holds N labels in
+  [0, num_classes); ``what`` ('training', 'test') names the split in the message."""
+  x, y = np.asarray(x), np.asarray(y)
+  if x.ndim != 4 or x.shape[0] == 0:
+    raise DataError(f'teacher {what} images have shape {x.shape}, expected [N, H, W, C]'
+                    ' with N >= 1')
+  if y.shape != (x.shape[0],):
+    raise DataError(f'teacher {what} labels have shape {y.shape}, expected [{x.shape[0]}]')
+  if y.min() < 0 or y.max() >= num_classes:
+    raise DataError(f'teacher {what} labels must be in [0, {num_classes}), got '
+                    f'[{y.min()}, {y.max()}]')
+
+
+def train_teachers(x_train, y_train, num_classes: int, cfg: TeacherConfig, *,
+                   first_teacher: int = 0, verbose: bool = True) -> Teachers:
+  """Trains ``cfg.num_teachers`` networks of one architecture at once on the real data.
+
+  The squeeze stage of SRe2L (METHODS.md §1 SRe2L; CFM: paper 001 appendix Table 2):
+  minimise E CE(f_θ(aug(x)), y) over the train set with the configured optimizer.
+  One jitted epoch function, compiled once, advances all teachers
+  (``evaluate.over_seeds``) by one epoch; the host prints one progress line per epoch.
+
+  Args:
+    x_train: float32 [N, H, W, C] (preprocessed), y_train: int [N].
+    num_classes: K.
+    cfg: ``TeacherConfig``.
+    first_teacher: teachers ``first_teacher .. first_teacher + num_teachers - 1`` are
+      trained (their keys depend only on ``cfg.seed`` and the index).
+    verbose: print the per-epoch progress line.
+
+  Returns:
+    ``Teachers`` whose variables (numpy) have a leading axis [num_teachers]; meta holds
+    the config and the per-epoch training loss and accuracy [epochs][teachers].
+
+  Raises:
+    ConfigError: bad ``cfg``; DataError: bad data; FloatingPointError: a non-finite
+      training loss (checked after every epoch).
+  """
+  check_teacher_data(x_train, y_train, num_classes, 'training')
+  image_shape = tuple(int(s) for s in np.shape(x_train)[1:])
+  model = make_teacher_model(cfg, num_classes, image_shape)
+  if not is_int(first_teacher) or first_teacher < 0:
+    raise ConfigError(f'first_teacher must be an integer >= 0, got {first_teacher!r}')
+  n = int(np.shape(x_train)[0])
+  x = jnp.asarray(x_train, jnp.float32)
+  y = jnp.asarray(y_train, jnp.int32)
+  ids = jnp.arange(first_teacher, first_teacher + cfg.num_teachers, dtype=jnp.int32)
+  seed = jnp.int32(cfg.seed)
+  # Only what the compiled program depends on is static (model_kw is in `model`).
+  static_cfg = cfg._replace(model_kw=None, num_teachers=0, seed=0, test_batch_size=0)
+  label = f'teachers {cfg.model} {first_teacher}..{first_teacher + cfg.num_teachers - 1}'
+
+  t_start = time.time()
+  states = _init_all(ids, seed, model=model, image_shape=image_shape, cfg=static_cfg, n=n)
+  losses, accs, seconds = [], [], []
+  for e in range(cfg.epochs):
+    t0 = time.time()
+    states, loss, acc = _epoch_all(states, ids, seed, jnp.int32(e), x, y, model=model,
+                                   cfg=static_cfg)
+    losses.append(np.asarray(loss).tolist())  # blocks until the epoch is done
+    accs.append(np.asarray(acc).tolist())
+    seconds.append(time.time() - t0)
+    if not np.all(np.isfinite(losses[-1])):
+      raise FloatingPointError(f'{label}: non-finite training loss (cross-entropy) in '
+                               f'epoch {e + 1}: {losses[-1]}; lower objective.teachers.lr')
+    if verbose:
+      # Epoch 0 includes the compilation; the ETA uses the later epochs when it can.
+      per_epoch = np.mean(seconds[1:] if e else seconds)
+      print(f'{label}: epoch {e + 1}/{cfg.epochs}, {seconds[-1]:.1f} s, loss '
+            f'{np.mean(losses[-1]):.4f}, acc {np.mean(accs[-1]):.4f}, '
+            f'ETA {per_epoch * (cfg.epochs - e - 1):.0f} s', flush=True)
+  variables = jax.tree_util.tree_map(np.asarray, states['variables'])
+  meta = {
+      'config': config_dict(cfg), 'first_teacher': int(first_teacher),
+      'num_train': n, 'image_shape': list(image_shape), 'num_classes': int(num_classes),
+      'seconds': round(time.time() - t_start, 3),
+      'epoch_seconds': [round(s, 3) for s in seconds],
+      'train_loss': losses, 'train_acc': accs,  # [epochs][teachers]
+  }
+  return Teachers(model, variables, meta)
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'test_batch_size', 'seed_loop'))
+def _accuracy_all(variables, x, y, *, model, test_batch_size, seed_loop):
+  accuracy = evaluate.make_accuracy_fn(model, evaluate.EvalConfig(
+      test_batch_size=test_batch_size))
+  return evaluate.over_seeds(lambda v: accuracy(v, x, y), variables, seed_loop)
+
+
+def evaluate_teachers(teachers: Teachers, x_test, y_test, *, test_batch_size: int = 1000,
+                      seed_loop: str = 'auto') -> np.ndarray:
+  """Test accuracy [T] of every teacher (eval mode: running batch-norm statistics)."""
+  check_teacher_data(x_test, y_test, teachers.model.num_classes, 'test')
+  acc = _accuracy_all(teachers.variables, jnp.asarray(x_test, jnp.float32),
+                      jnp.asarray(y_test, jnp.int32), model=teachers.model,
+                      test_batch_size=int(test_batch_size), seed_loop=seed_loop)
+  return np.asarray(acc, np.float64)
+
+
+# The storage half lives in ``jaxdd.teacher_store``, which imports this module; its
+# names resolve lazily (PEP 562) so that either module can be imported first.
+_STORE_NAMES = ('config_from_dict', 'save_teachers', 'load_teachers', 'cache_key',
+                'teacher_set_path', 'load_or_train_teachers', 'load_or_train_teacher_sets')
+
+
+def __getattr__(name):
+  if name in _STORE_NAMES:
+    from jaxdd import teacher_store  # pylint: disable=g-import-not-at-top
+    return getattr(teacher_store, name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_STORE_NAMES))
