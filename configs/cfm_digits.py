@@ -3,7 +3,7 @@ r"""CFM (METHODS.md §2 UniDD / CFM) on scikit-learn's 8x8 digits, sized for 2 C
     python -m jaxdd.launch --config=configs/cfm_digits.py:10
 
 jaxdd: not yet measured. The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
-configs/cfm_cifar10.py's method settings, shortened (``sre.digits_config``): teachers
+configs/cfm_cifar10.py's method settings, shortened (``sre.small_config``): teachers
 ConvNet-3 (width 64, batch norm) trained 30 epochs (SGD 0.1, cosine, crop padding 1, no
 flip); 300 recover iterations per batch of one image per class (the authors' 1000 /
 75 for EDC), no flips, RRC area ≥ 0.5 on 8x8 images; relabel 300 epochs, batch 50,
@@ -12,9 +12,9 @@ with the same relabel protocol.
 """
 
 from jaxdd.config_utils import parse_arg
-from jaxdd.sre import digits_config
+from jaxdd.sre import small_config
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, ipc=10, iterations=300, epochs=300, runlocal=False)
-  return digits_config('cfm', arg.ipc, arg.runlocal, arg.iterations, arg.epochs)
+  return small_config('cfm', 'digits', arg.ipc, arg.runlocal, arg.iterations, arg.epochs)

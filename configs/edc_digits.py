@@ -4,7 +4,7 @@ sized for 2 CPU cores. IPC by argument.
     python -m jaxdd.launch --config=configs/edc_digits.py:10
 
 jaxdd: not yet measured. The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
-configs/edc_cifar10.py's method settings, shortened (``sre.digits_config``): three
+configs/edc_cifar10.py's method settings, shortened (``sre.small_config``): three
 teachers used in turn (ConvNet-3 width 64, ConvNet-2 width 64, ConvNet-3 width 32;
 batch norm), each trained 30 epochs (SGD 0.1, cosine, crop padding 1, no flip); the
 authors' 75 recover iterations per batch of one image per class, no flips, RRC area
@@ -14,9 +14,9 @@ with the same relabel protocol.
 """
 
 from jaxdd.config_utils import parse_arg
-from jaxdd.sre import digits_config
+from jaxdd.sre import small_config
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, ipc=10, iterations=75, epochs=300, runlocal=False)
-  return digits_config('edc', arg.ipc, arg.runlocal, arg.iterations, arg.epochs)
+  return small_config('edc', 'digits', arg.ipc, arg.runlocal, arg.iterations, arg.epochs)

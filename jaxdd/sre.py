@@ -269,34 +269,36 @@ def cfm_cifar_config(data: str, ipc: int, teacher_epochs: int, runlocal: bool):
   return shrink_for_runlocal(c) if runlocal else c
 
 
-# CPU-sized settings on scikit-learn's 8x8 digits (configs/*_digits.py).
-DIGITS_TEACHER = dict(model='convnet', model_kw={'norm': 'batchnorm', 'width': 64},
-                      epochs=30, batch_size=128, lr=0.1, crop_pad=1, flip=False)
-_DIGITS = {   # method -> (relabel preset, teacher sets, student)
-    'sre2l': ('sre2l', [DIGITS_TEACHER], 'convnet_bn'),
-    'cfm': ('unidd', [DIGITS_TEACHER], 'convnet_bn'),
-    'edc': ('edc', [DIGITS_TEACHER, {**DIGITS_TEACHER, 'model': 'convnetd2'},
-                    {**DIGITS_TEACHER, 'model_kw': {'norm': 'batchnorm', 'width': 32}}],
-            'convnet_bn'),
-}
+# CPU-sized settings on scikit-learn's 8x8 digits and on MNIST (configs/*_digits.py,
+# configs/*_mnist.py): data -> (teacher epochs, crop padding, teacher width).
+SMALL_DATA = {'digits': (30, 1, 64), 'tfds:mnist': (3, 2, 64)}
+_SMALL = {'sre2l': 'sre2l', 'cfm': 'unidd', 'edc': 'edc'}   # method -> relabel preset
 
 
-def digits_config(method: str, ipc: int, runlocal: bool, iterations: int = 300,
-                  epochs: int = 300):
-  """``method`` on digits for 2 CPU cores: the authors' recover and relabel settings
-  with ``iterations`` per batch and ``epochs`` of relabel, no flips (digits), crops
-  sized for 8x8 (padding 1, RRC area ≥ 0.5), relabel batch 50; the final epoch's
-  accuracy; EDC's multistep milestones and weight-EMA start scaled to ``epochs``."""
-  preset, sets, student = _DIGITS[method]
-  relabel_overrides = dict(epochs=epochs, flip=False, crop_padding=1, rrc_scale=(0.5, 1.0),
-                           batch_size=50, readout='final')
+def small_config(method: str, data: str, ipc: int, runlocal: bool, iterations: int = 300,
+                 epochs: int = 300):
+  """``method`` on digits or MNIST for 2 CPU cores: the authors' recover and relabel
+  settings with ``iterations`` per batch and ``epochs`` of relabel, no flips (digits),
+  crops sized for small images (RRC area ≥ 0.5), relabel batch 50, the final epoch's
+  accuracy; EDC's multistep milestones and weight-EMA start scaled to ``epochs`` and
+  three teachers used in turn (ConvNet-3, ConvNet-2, ConvNet-3 at half width)."""
+  t_epochs, pad, width = SMALL_DATA[data]
+  teacher = dict(model='convnet', model_kw={'norm': 'batchnorm', 'width': width},
+                 epochs=t_epochs, batch_size=128, lr=0.1, crop_pad=pad, flip=False)
+  sets = [teacher]
+  if method == 'edc':
+    sets += [{**teacher, 'model': 'convnetd2'},
+             {**teacher, 'model_kw': {'norm': 'batchnorm', 'width': width // 2}}]
+  preset = _SMALL[method]
+  relabel_overrides = dict(epochs=epochs, flip=False, crop_padding=pad,
+                           rrc_scale=(0.5, 1.0), batch_size=50, readout='final')
   if preset == 'edc':
     relabel_overrides.update(milestones=tuple(int(epochs * f) for f in (0.8, 0.9, 0.95)),
                              ema_start_epoch=int(epochs * 0.8))
   recover_overrides = dict(iterations=iterations, flip=False)
   if method != 'sre2l':
     recover_overrides.update(crop_scale=(0.5, 1.0))
-  c = sre_config(data='digits', ipc=ipc, method=method, teacher_sets=sets,
+  c = sre_config(data=data, ipc=ipc, method=method, teacher_sets=sets,
                  relabel_preset=preset, relabel_overrides=relabel_overrides,
-                 recover_overrides=recover_overrides, student=student)
+                 recover_overrides=recover_overrides, student='convnet_bn')
   return shrink_for_runlocal(c) if runlocal else c

@@ -16,7 +16,9 @@ program (``evaluate.over_seeds``), one jitted epoch (a ``lax.scan`` over its ste
 host iteration with a progress line and ETA. Storage and the cache (orbax + JSON,
 keyed by digests of the data + model + config) are ``jaxdd.teacher_store``; its public
 names (``save_teachers``, ``load_teachers``, ``load_or_train_teachers``,
-``load_or_train_teacher_sets``, ...) are re-exported here.
+``load_or_train_teacher_sets``, ...) are re-exported here, and so are those of
+``jaxdd.teacher_eval``, which reads trained sets (``num_teachers``, ``teacher``,
+``teacher_logits``, ``evaluate_teachers``).
 
 Differences from the authors' PyTorch training, on purpose:
 
@@ -179,29 +181,6 @@ class Teachers(NamedTuple):
   model: Any
   variables: dict
   meta: dict | None = None
-
-
-def num_teachers(teachers: Teachers) -> int:
-  """T, the size of the leading axis of ``teachers.variables``."""
-  return int(jax.tree_util.tree_leaves(teachers.variables)[0].shape[0])
-
-
-def teacher(teachers: Teachers, i: int) -> dict:
-  """The variables of teacher ``i`` (no leading axis), ready for ``models.apply_model``."""
-  return jax.tree_util.tree_map(lambda a: a[i], teachers.variables)
-
-
-@functools.partial(jax.jit, static_argnames=('model',))
-def _eval_logits(variables, x, *, model):
-  return models_lib.apply_model(model, variables, x, train=False)[0]
-
-
-def teacher_logits(teachers: Teachers, i: int, x) -> jax.Array:
-  """Logits [N, K] of teacher ``i`` on images x [N, H, W, C], in eval mode (batch norm
-  uses the running statistics, as SRe2L/CFM/EDC run their teachers). Jitted; inside
-  a jitted caller use ``models.apply_model(model, teacher(teachers, i), x)``."""
-  return _eval_logits(teacher(teachers, i), jnp.asarray(x, jnp.float32),
-                      model=teachers.model)
 
 
 def teacher_key(seed: int, i) -> jax.Array:
@@ -406,35 +385,23 @@ def train_teachers(x_train, y_train, num_classes: int, cfg: TeacherConfig, *,
   return Teachers(model, variables, meta)
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'test_batch_size', 'seed_loop'))
-def _accuracy_all(variables, x, y, *, model, test_batch_size, seed_loop):
-  accuracy = evaluate.make_accuracy_fn(model, evaluate.EvalConfig(
-      test_batch_size=test_batch_size))
-  return evaluate.over_seeds(lambda v: accuracy(v, x, y), variables, seed_loop)
-
-
-def evaluate_teachers(teachers: Teachers, x_test, y_test, *, test_batch_size: int = 1000,
-                      seed_loop: str = 'auto') -> np.ndarray:
-  """Test accuracy [T] of every teacher (eval mode: running batch-norm statistics)."""
-  check_teacher_data(x_test, y_test, teachers.model.num_classes, 'test')
-  acc = _accuracy_all(teachers.variables, jnp.asarray(x_test, jnp.float32),
-                      jnp.asarray(y_test, jnp.int32), model=teachers.model,
-                      test_batch_size=int(test_batch_size), seed_loop=seed_loop)
-  return np.asarray(acc, np.float64)
-
-
-# The storage half lives in ``jaxdd.teacher_store``, which imports this module; its
-# names resolve lazily (PEP 562) so that either module can be imported first.
+# The storage half lives in ``jaxdd.teacher_store``, reading teachers (one of a set,
+# logits, test accuracy) in ``jaxdd.teacher_eval``; both import this module, so their
+# names resolve lazily (PEP 562) and any of the three modules can be imported first.
 _STORE_NAMES = ('config_from_dict', 'save_teachers', 'load_teachers', 'cache_key',
                 'teacher_set_path', 'load_or_train_teachers', 'load_or_train_teacher_sets')
+_EVAL_NAMES = ('num_teachers', 'teacher', 'teacher_logits', 'evaluate_teachers')
 
 
 def __getattr__(name):
   if name in _STORE_NAMES:
     from jaxdd import teacher_store  # pylint: disable=g-import-not-at-top
     return getattr(teacher_store, name)
+  if name in _EVAL_NAMES:
+    from jaxdd import teacher_eval  # pylint: disable=g-import-not-at-top
+    return getattr(teacher_eval, name)
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def __dir__():
-  return sorted(set(globals()) | set(_STORE_NAMES))
+  return sorted(set(globals()) | set(_STORE_NAMES) | set(_EVAL_NAMES))

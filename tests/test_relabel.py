@@ -311,3 +311,20 @@ def test_presets_are_valid():
     relabel.check_relabel_config(cfg)
   np.testing.assert_array_equal(relabel.eval_epochs(relabel.PRESETS['unidd']),
                                 np.arange(809, 1000, 10))   # UniDD: epoch % 10 == 9, > 800
+
+
+def test_package_reexports_every_public_name():
+  # Every public name defined in the package's modules (and make_teacher_fn, which
+  # lives in jaxdd.teacher_eval) is the same object under jaxdd.relabel.
+  from jaxdd import teacher_eval
+  from jaxdd.relabel import config, train
+  public = {'make_teacher_fn': teacher_eval.make_teacher_fn}
+  for mod in (config, train):
+    for name, obj in vars(mod).items():
+      defined_here = getattr(obj, '__module__', mod.__name__) == mod.__name__
+      if not name.startswith('_') and defined_here and not isinstance(obj, type(mod)):
+        public[name] = obj
+  assert 'evaluate_relabel' in public and 'PRESETS' in public
+  assert sorted(relabel.__all__) == sorted(public)
+  for name, obj in public.items():
+    assert getattr(relabel, name) is obj, name

@@ -1,0 +1,254 @@
+"""Training and testing under the relabel protocol: the losses, the batch augmentation,
+one student's training run (``make_relabel_train_fn``) and ``evaluate_relabel``.
+
+See the ``jaxdd.relabel`` package docstring for the protocol and how it differs from
+the authors' code.
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxdd import batch_augment as ba
+from jaxdd import evaluate
+from jaxdd import models as models_lib
+from jaxdd.errors import ConfigError, DataError
+from jaxdd.experts import is_int
+from jaxdd.relabel.config import (RelabelConfig, check_relabel_config, eval_epochs,
+                                  lr_schedule)
+
+
+# ----------------------------------------------------------------------------------
+# Optimizer, losses.
+# ----------------------------------------------------------------------------------
+
+
+def _optimizer(cfg: RelabelConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+  schedule = lr_schedule(cfg, steps_per_epoch)
+  if cfg.optimizer == 'adamw':
+    # optax's adamw: p -= lr (adam + wd p), identical to torch.optim.AdamW's
+    # p *= 1 - lr wd; p -= lr adam.
+    return optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=cfg.weight_decay)
+  return optax.chain(optax.add_decayed_weights(cfg.weight_decay),
+                     optax.sgd(schedule, momentum=cfg.momentum))
+
+
+def kl_loss(student_logits, teacher_logits, temperature: float) -> jax.Array:
+  """KL(softmax(t/T) ‖ softmax(s/T)) summed over [N, K], divided by N; no T² factor.
+
+  PyTorch's ``KLDivLoss(reduction='batchmean')(log_softmax(s/T), softmax(t/T))`` as in
+  SRe2L's ``relabel_cifar.py`` and UniDD's ``generate_soft_label_online.py``.
+  """
+  log_ps = jax.nn.log_softmax(student_logits / temperature, axis=-1)
+  log_pt = jax.nn.log_softmax(teacher_logits / temperature, axis=-1)
+  return jnp.sum(jnp.exp(log_pt) * (log_pt - log_ps)) / student_logits.shape[0]
+
+
+def edc_loss(student_logits, teacher_logits, hard_labels, ce_weight: float) -> jax.Array:
+  """EDC's ``mse_gt``: mean over [N, K] of (s − t)² + ce_weight · mean CE(s, labels)."""
+  mse = jnp.mean((student_logits - teacher_logits) ** 2)
+  log_ps = jax.nn.log_softmax(student_logits, axis=-1)
+  ce = -jnp.mean(jnp.take_along_axis(log_ps, hard_labels[:, None], axis=-1))
+  return mse + ce_weight * ce
+
+
+def relabel_loss(cfg: RelabelConfig, student_logits, teacher_logits, hard_labels):
+  """The loss named by ``cfg.loss`` on one batch (scalar)."""
+  if cfg.loss == 'kl':
+    return kl_loss(student_logits, teacher_logits, cfg.temperature)
+  return edc_loss(student_logits, teacher_logits, hard_labels, cfg.ce_weight)
+
+
+# ----------------------------------------------------------------------------------
+# Augmentation: crop, flip, batch mixing (``jaxdd.batch_augment``).
+# ----------------------------------------------------------------------------------
+
+
+def augment_batch(key, x, cfg: RelabelConfig) -> jax.Array:
+  """Crop, flip, then mix x [N, H, W, C], as configured; the teacher and the student
+  both see this. Crops and flips are per image (torchvision transforms in the authors'
+  data loaders), the CutMix box / Mixup λ one for the batch."""
+  k_crop, k_flip, k_mix = jax.random.split(key, 3)
+  if cfg.crop == 'rrc':
+    x = ba.random_resized_crop(k_crop, x, cfg.rrc_scale, cfg.rrc_ratio)
+  elif cfg.crop == 'pad':
+    x = ba.pad_crop(k_crop, x, cfg.crop_padding)
+  if cfg.flip:
+    x = ba.random_flip(k_flip, x)
+  if cfg.mix == 'cutmix':
+    x = ba.cutmix(k_mix, x, cfg.mix_alpha)
+  elif cfg.mix == 'mixup':
+    x = ba.mixup(k_mix, x, cfg.mix_alpha)
+  return x
+
+
+
+# ----------------------------------------------------------------------------------
+# Training.
+# ----------------------------------------------------------------------------------
+
+
+def make_relabel_train_fn(student_model, image_shape, num_images: int, cfg: RelabelConfig,
+                          teacher_fn, eval_fn=None):
+  """Builds ``train(key, images, hard_labels)`` for the relabel protocol.
+
+  One step: batch ``perm[(i·B + arange(B)) mod N]`` of the epoch's permutation, augment
+  (``augment_batch``), teacher logits on the augmented batch (no gradient), one optimizer
+  step on ``relabel_loss`` with the student in train mode, then the weight EMA. Keys:
+  ``init, data, aug = split(key, 3)``; epoch e permutes with ``fold_in(data, e)``, step
+  s augments with ``fold_in(aug, s)``.
+
+  Args:
+    student_model: a Flax module (``jaxdd.models.get_model``).
+    image_shape: (H, W, C).
+    num_images: N of the distilled set.
+    cfg: the protocol's settings.
+    teacher_fn: ``x [B,H,W,C] -> logits [B, K]``, e.g. ``make_teacher_fn(...)``.
+    eval_fn: optional ``variables -> scalar`` (the test accuracy), evaluated after the
+      epochs of ``eval_epochs(cfg)``.
+
+  Returns:
+    ``train(key, images [N,H,W,C], hard_labels int [N])`` returning ``(variables,
+    losses [epochs · steps_per_epoch])``, and with ``eval_fn`` also ``scores
+    [len(eval_epochs(cfg))]``. ``variables`` are the evaluated ones: the EMA weights
+    (with the live batch statistics) if ``ema_decay > 0`` and the last epoch is at or
+    past ``ema_start_epoch``. The training trajectory does not depend on ``eval_fn``.
+  """
+  check_relabel_config(cfg)
+  batch = min(cfg.batch_size, num_images)
+  spe = math.ceil(num_images / batch)
+  tx = _optimizer(cfg, spe)
+  decay = cfg.ema_decay
+  use_ema = decay > 0
+
+  def train(key, images, hard_labels):
+    init_key, data_key, aug_key = jax.random.split(key, 3)
+    variables = models_lib.init_model(student_model, init_key, image_shape)
+    carry = (variables, tx.init(variables['params']),
+             variables['params'] if use_ema else ())
+
+    def step(carry, s):
+      variables, opt_state, ema = carry
+      epoch, within = jnp.divmod(s, spe)
+      perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_images)
+      idx = perm[(within * batch + jnp.arange(batch)) % num_images]
+      x = augment_batch(jax.random.fold_in(aug_key, s), images[idx], cfg)
+      teacher_logits = jax.lax.stop_gradient(teacher_fn(x))
+
+      def loss_fn(params):
+        logits, new_vars = models_lib.apply_model(
+            student_model, {**variables, 'params': params}, x, train=True)
+        return relabel_loss(cfg, logits, teacher_logits, hard_labels[idx]), new_vars
+
+      (loss, new_vars), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          variables['params'])
+      updates, opt_state = tx.update(grads, opt_state, variables['params'])
+      params = optax.apply_updates(variables['params'], updates)
+      if use_ema:
+        ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1 - decay) * p, ema, params)
+      return ({**new_vars, 'params': params}, opt_state, ema), loss
+
+    def run(carry, first_step, num_steps):
+      return jax.lax.scan(step, carry, first_step + jnp.arange(num_steps))
+
+    def evaluated(carry, epoch):
+      variables, _, ema = carry
+      if not use_ema:
+        return variables
+      swap = epoch >= cfg.ema_start_epoch
+      params = jax.tree_util.tree_map(lambda e, p: jnp.where(swap, e, p), ema,
+                                      variables['params'])
+      return {**variables, 'params': params}
+
+    last = cfg.epochs - 1
+    if eval_fn is None:
+      carry, losses = run(carry, 0, cfg.epochs * spe)
+      return evaluated(carry, last), losses
+
+    # Train up to the window without evaluating, then in chunks of eval_every epochs
+    # each followed by one evaluation: no lax.cond, which vmap over seeds would turn
+    # into evaluating after every epoch.
+    epochs = eval_epochs(cfg)
+    every = 1 if cfg.readout == 'final' else cfg.eval_every
+    start = int(epochs[0]) + 1 - every
+    carry, head = run(carry, 0, start * spe)
+
+    def chunk(carry, j):
+      carry, losses = run(carry, (start + j * every) * spe, every * spe)
+      return carry, (losses, eval_fn(evaluated(carry, start + (j + 1) * every - 1)))
+
+    carry, (tail, scores) = jax.lax.scan(chunk, carry, jnp.arange(len(epochs)))
+    return evaluated(carry, last), jnp.concatenate([head, tail.reshape(-1)]), scores
+
+  return train
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _train_and_test(model, image_shape, cfg, seed_loop, keys, teacher_fn, images, labels,
+                    x_test, y_test):
+  accuracy = evaluate.make_accuracy_fn(model, cfg)
+  train = make_relabel_train_fn(model, image_shape, images.shape[0], cfg, teacher_fn,
+                                eval_fn=lambda v: accuracy(v, x_test, y_test))
+
+  def one_seed(key):
+    _, losses, scores = train(key, images, labels)
+    return scores, losses[-1]
+
+  return evaluate.over_seeds(one_seed, keys, seed_loop)
+
+
+def evaluate_relabel(key, student_model, teacher_fn, images, labels, x_test, y_test,
+                     num_seeds: int, cfg: RelabelConfig = RelabelConfig(), *,
+                     seed_loop: str = 'auto'):
+  """Trains ``num_seeds`` students on the teacher's online soft labels; tests them.
+
+  Args:
+    key: PRNG key; seed i uses ``fold_in(key, i)`` (init, order, augmentation).
+    student_model: a Flax module.
+    teacher_fn: ``x -> logits``; a ``make_teacher_fn`` Partial keeps the teacher's
+      weights out of the compiled constants, a plain function is closed over.
+    images: float32 [N, H, W, C], preprocessed like ``x_test``.
+    labels: int [N] class ids (used by the 'edc' loss only).
+    x_test, y_test: [M, H, W, C], int [M].
+    num_seeds: students trained in one compiled program (``evaluate.over_seeds``).
+    cfg: the protocol's settings.
+    seed_loop: 'auto', 'vmap' or 'map', see ``evaluate.over_seeds``.
+
+  Returns:
+    dict with ``accuracies`` (per seed, the ``cfg.readout`` number), ``accuracy_mean``,
+    ``accuracy_std``, ``final_accuracies`` and ``final_accuracy_mean`` (after the last
+    epoch), ``final_train_loss_mean``, ``readout``.
+  """
+  check_relabel_config(cfg)
+  if not is_int(num_seeds) or num_seeds <= 0:
+    raise ConfigError(f'seeds must be a positive integer, got {num_seeds}')
+  labels = np.asarray(labels)
+  if labels.ndim != 1 or labels.shape[0] != np.shape(images)[0]:
+    raise DataError(f'relabel needs one class id per image: labels have shape '
+                    f'{labels.shape}, images {np.shape(images)}')
+  # Lists would make the (static) config unhashable under jit.
+  cfg = cfg._replace(milestones=tuple(cfg.milestones), rrc_scale=tuple(cfg.rrc_scale),
+                     rrc_ratio=tuple(cfg.rrc_ratio))
+  if not isinstance(teacher_fn, jax.tree_util.Partial):
+    teacher_fn = jax.tree_util.Partial(teacher_fn)
+  images = jnp.asarray(images, jnp.float32)
+  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_seeds))
+  scores, final_loss = _train_and_test(
+      student_model, tuple(images.shape[1:]), cfg, seed_loop, keys, teacher_fn, images,
+      jnp.asarray(labels, jnp.int32), jnp.asarray(x_test, jnp.float32),
+      jnp.asarray(y_test, jnp.int32))
+  scores = np.asarray(scores, np.float64)            # [seeds, evaluations]
+  accs = scores.max(axis=1) if cfg.readout == 'best_last_20' else scores[:, -1]
+  return {
+      'accuracies': [float(a) for a in accs],
+      'accuracy_mean': float(accs.mean()),
+      'accuracy_std': float(accs.std()),
+      'final_accuracies': [float(a) for a in scores[:, -1]],
+      'final_accuracy_mean': float(scores[:, -1].mean()),
+      'final_train_loss_mean': float(np.mean(final_loss)),
+      'readout': cfg.readout,
+  }
