@@ -13,8 +13,8 @@ trained 200 epochs with SGD 0.1, momentum 0.9, weight decay 5e-4, batch 128, cos
 random crop (pad 4) and flip. Recover (bdy9527/UniDD synthesis_small.py with --ema --cos
 --filter HFM --beta 0.1): real init, Adam 0.25 β (0.5, 0.9), cosine, 1000 iterations
 per batch of one image per class, RRC (0.08-1) + flip + roll ≤ 4; at the input of every
-non-downsampling conv, ‖F_t − F_s‖_F + ‖F_t μ_t − F_s μ_s‖ with F = (Σ + β_k I)⁻¹ (solve),
-weight η 0.1 beside the CE; β_k = β(1 + cos(πk/IPC))/2 over the sequential batches
+non-downsampling conv, ‖F_t − F_s‖_F + ‖F_t μ_t − F_s μ_s‖ with F = (Σ + β_k I)⁻¹
+(solve), weight η 0.1 beside the CE; β_k = β(1 + cos(πk/IPC))/2 over the sequential batches
 (``--config.recover.curriculum=fixed`` for the ablation; ``kind=lfm`` for the
 low-pass variant); the EMU running synthetic statistics. Relabel (the code): teacher
 KL at T = 20 with cutmix, AdamW 1e-3 wd 0.01, the quarter cosine 0.5(1 + cos(πe/2E)),

@@ -1,4 +1,5 @@
-r"""CFM (METHODS.md §2 UniDD / CFM) on scikit-learn's 8x8 digits, sized for 2 CPU cores. IPC by argument.
+r"""CFM (METHODS.md §2 UniDD / CFM) on scikit-learn's 8x8 digits,
+sized for 2 CPU cores. IPC by argument.
 
     python -m jaxdd.launch --config=configs/cfm_digits.py:10
 

@@ -14,7 +14,8 @@ enables x64, which crashes jaxlib >= 0.8 on the conv kernel: see DESIGN.md), nee
 the ``nt`` extra; ``kernel=empirical_ntk`` needs none. For a CPU: the fully connected
 NTK of depth 3 (KIP's FC networks; the infinite-width ConvNet kernel holds a
 (H·W)² covariance per image pair, gigabytes at 28x28: ``kernel_arch=conv`` for a GPU
-run), a target batch of 64 per class (the notebook's is 5000), no ZCA (MNIST). Evaluation: jaxdd's protocol (a ConvNet trained with SGD on the
+run), a target batch of 64 per class (the notebook's is 5000), no ZCA (MNIST).
+Evaluation: jaxdd's protocol (a ConvNet trained with SGD on the
 images and their labels, 300 epochs here), not KIP's kernel evaluation.
 """
 

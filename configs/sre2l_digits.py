@@ -1,4 +1,5 @@
-r"""SRe2L (METHODS.md §1 SRe2L) on scikit-learn's 8x8 digits, sized for 2 CPU cores. IPC by argument.
+r"""SRe2L (METHODS.md §1 SRe2L) on scikit-learn's 8x8 digits,
+sized for 2 CPU cores. IPC by argument.
 
     python -m jaxdd.launch --config=configs/sre2l_digits.py:10
 
