@@ -211,8 +211,8 @@ def test_skip_update_leaves_params_and_optimizer_state_unchanged(tiny_npz, monke
 
 
 def test_project_is_applied_after_every_update(tiny_npz, monkeypatch):
-  def make_clamped_pixels(config, num_classes, image_shape):
-    base = registry.PARAMETERIZATIONS['pixels'](config, num_classes, image_shape)
+  def make_clamped_pixels(config, num_classes, image_shape, ds=None):
+    base = registry.PARAMETERIZATIONS['pixels'](config, num_classes, image_shape, ds)
     clamp = lambda p: {**p, 'images': jnp.minimum(p['images'], 0.25)}
     return base._replace(project=clamp)
 
