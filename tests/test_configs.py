@@ -43,10 +43,11 @@ SRE_PREFIXES = ('sre2l_', 'cfm_', 'edc_')
 def test_config_runlocal_end_to_end(name, tmp_path):
   config = load_config(name, 'runlocal')
   assert isinstance(config.ipc, int) and config.data
-  shape = next((s for k, s in SHAPES.items() if k in name), None)
-  assert shape is not None, f'add the image shape of {name} to SHAPES'
-  config.data = 'npz:' + write_npz(tmp_path / 'd.npz', shape=shape, classes=10,
-                                   train_per_class=max(16, config.ipc))
+  if config.data != 'digits':   # digits configs run on the bundled data itself
+    shape = next((s for k, s in SHAPES.items() if k in name), None)
+    assert shape is not None, f'add the image shape of {name} to SHAPES'
+    config.data = 'npz:' + write_npz(tmp_path / 'd.npz', shape=shape, classes=10,
+                                     train_per_class=max(16, config.ipc))
   config.objective.batch_real = min(config.objective.batch_real, 16)
   res = distill.train_and_evaluate(config, str(tmp_path / 'w'))
   assert 0.0 <= res['accuracy_mean'] <= 1.0

@@ -172,11 +172,16 @@ def test_podd_cub_runlocal_end_to_end_on_mock_tfds(tmp_path):
 @pytest.mark.parametrize('name, arg, shape', [
     ('podd_mnist', 'runlocal', (28, 28, 1)),
     ('podd_cifar10', 'runlocal,ipc=0.5', (32, 32, 3)),
+    ('podd_digits', 'runlocal', None),   # on the bundled digits themselves
 ])
-def test_podd_runlocal_end_to_end_on_npz(name, arg, shape, tmp_path):
+def test_podd_runlocal_end_to_end(name, arg, shape, tmp_path):
   config = load_config(name, arg)
-  config.data = 'npz:' + write_npz(tmp_path / 'd.npz', shape=shape, classes=10,
-                                   train_per_class=8, test_per_class=2)
+  if shape is None:
+    assert config.data == 'digits'
+    shape = (8, 8, 1)
+  else:
+    config.data = 'npz:' + write_npz(tmp_path / 'd.npz', shape=shape, classes=10,
+                                     train_per_class=8, test_per_class=2)
   res = distill.train_and_evaluate(config, str(tmp_path / 'w'))
   _check_outputs(tmp_path / 'w', config, 10, shape[:2])
   assert res['steps'] == config.steps

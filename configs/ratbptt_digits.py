@@ -1,0 +1,20 @@
+r"""RaT-BPTT on scikit-learn's 8x8 digits, sized for 2 CPU cores (METHODS.md §1 RaT-BPTT).
+
+    python -m jaxdd.launch --config=configs/ratbptt_digits.py:ipc=1,steps=2000
+
+The settings of configs/ratbptt_mnist.py (Adam 1e-3 inner and outer, outer gradient
+clipping at 2x the running norm, learned labels clamped >= 0, random truncation: a
+window of 20 of 60 inner steps, a real batch of 64 per class, DSA's 'crop_scale_rotate',
+300-epoch evaluation) on the digits data set, whose steps are ~10x cheaper than MNIST's.
+jaxdd: see the README results table for the measured run.
+"""
+
+import os
+
+from jaxdd.config_utils import load_config_file
+
+
+def get_config(arg=None):
+  c = load_config_file(os.path.join(os.path.dirname(__file__), 'ratbptt_mnist.py'), arg)
+  c.data = 'digits'
+  return c
