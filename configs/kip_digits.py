@@ -6,7 +6,8 @@ The settings of configs/kip_mnist.py (kernel ridge regression with neural-tangen
 fully connected NTK of depth 3, trace-scaled ridge 1e-6, centred one-hot targets, Adam
 0.04 on the images and the learned labels, a target batch of 64 per class; evaluation
 of a ConvNet with the MSE loss on the learned labels, 300 epochs) on the digits data
-set. jaxdd: see the README results table for the measured run.
+set. jaxdd, 2 CPU cores, 1000 steps: 92.53 ± 1.00 % vs 87.97 ± 0.50 % for a random real
+subset (5 seeds; benchmarks/results/runs/kip_digits_ipc10_1000steps.json).
 """
 
 import os
