@@ -15,15 +15,14 @@ Writes benchmarks/results/dm_step_<conv_impl>.json.
 """
 
 import argparse
-import json
 import os
-import platform
-import tempfile
 import time
 
 import jax
 import numpy as np
 
+import common
+import machine
 from jaxdd import distill
 from jaxdd.config_utils import load_config_file
 
@@ -40,16 +39,7 @@ def main():
   config = load_config_file(os.path.join(HERE, '..', 'configs', 'dm_cifar10.py'), '10')
   if a.conv_impl:
     config.model.conv_impl = a.conv_impl
-  tmp = tempfile.mkdtemp()
-  if a.data is None:
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(3000, 32, 32, 3), dtype=np.uint8)
-    y = np.repeat(np.arange(10), 300)
-    np.savez(os.path.join(tmp, 'cifar10.npz'), x_train=x, y_train=y, x_test=x[:100],
-             y_test=y[:100])
-    config.data = 'npz:' + os.path.join(tmp, 'cifar10.npz')
-  else:
-    config.data = a.data
+  config.data = a.data or common.random_npz('cifar10', (32, 32, 3))
   run = distill.setup(config)
   state = run.state
   t0 = time.time()
@@ -71,14 +61,10 @@ def main():
       'step_seconds_median': round(float(np.median(times)), 3),
       'step_seconds_all': [round(t, 3) for t in times],
       'target_seconds': 1.8, 'pytorch_reference_seconds': 3.3,
-      'hardware': f'{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})',
+      'hardware': machine.hardware(),
       'jax': jax.__version__,
   }
-  out = os.path.join(HERE, 'results', f'dm_step_{result["conv_impl"]}.json')
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  with open(out, 'w') as f:
-    json.dump(result, f, indent=2)
-  print(json.dumps(result, indent=2))
+  common.write_result(f'dm_step_{result["conv_impl"]}.json', result)
 
 
 if __name__ == '__main__':

@@ -19,15 +19,14 @@ Writes benchmarks/results/dsa_iteration.json.
 """
 
 import argparse
-import json
 import os
-import platform
-import tempfile
 import time
 
 import jax
 import numpy as np
 
+import common
+import machine
 from jaxdd import distill
 from jaxdd.config_utils import load_config_file
 
@@ -42,16 +41,7 @@ def main():
 
   config = load_config_file(os.path.join(HERE, '..', 'configs', 'dsa_mnist.py'), '10')
   outer, inner = config.objective.outer_loop, config.objective.inner_loop
-  if a.data is None:
-    tmp = tempfile.mkdtemp()
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(3000, 28, 28, 1), dtype=np.uint8)
-    y = np.repeat(np.arange(10), 300)
-    np.savez(os.path.join(tmp, 'mnist.npz'), x_train=x, y_train=y, x_test=x[:100],
-             y_test=y[:100])
-    config.data = 'npz:' + os.path.join(tmp, 'mnist.npz')
-  else:
-    config.data = a.data
+  config.data = a.data or common.random_npz('mnist', (28, 28, 1))
   run = distill.setup(config)
   state = run.state
 
@@ -82,14 +72,10 @@ def main():
       'iteration_seconds_all': [round(t, 2) for t in iteration_times],
       'step_seconds_all': [round(t, 2) for t in step_times],
       'target_seconds': 70, 'pytorch_reference_seconds': 206,
-      'hardware': f'{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})',
+      'hardware': machine.hardware(),
       'jax': jax.__version__,
   }
-  out = os.path.join(HERE, 'results', 'dsa_iteration.json')
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  with open(out, 'w') as f:
-    json.dump(result, f, indent=2)
-  print(json.dumps(result, indent=2))
+  common.write_result('dsa_iteration.json', result)
 
 
 if __name__ == '__main__':
