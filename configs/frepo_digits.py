@@ -11,12 +11,8 @@ learned labels, 300 epochs) on the digits data set. jaxdd, 2 CPU cores: 1000 ste
 (5 seeds; benchmarks/results/runs/frepo_digits_*).
 """
 
-import os
-
-from jaxdd.config_utils import load_config_file
+from jaxdd.config_utils import sibling_on_digits
 
 
 def get_config(arg=None):
-  c = load_config_file(os.path.join(os.path.dirname(__file__), 'frepo_mnist.py'), arg)
-  c.data = 'digits'
-  return c
+  return sibling_on_digits(__file__, 'frepo_mnist.py', arg)

@@ -10,12 +10,8 @@ set. jaxdd, 2 CPU cores, 1000 steps: 92.53 ± 1.00 % vs 87.97 ± 0.50 % for a ra
 subset (5 seeds; benchmarks/results/runs/kip_digits_ipc10_1000steps.json).
 """
 
-import os
-
-from jaxdd.config_utils import load_config_file
+from jaxdd.config_utils import sibling_on_digits
 
 
 def get_config(arg=None):
-  c = load_config_file(os.path.join(os.path.dirname(__file__), 'kip_mnist.py'), arg)
-  c.data = 'digits'
-  return c
+  return sibling_on_digits(__file__, 'kip_mnist.py', arg)

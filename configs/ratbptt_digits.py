@@ -10,12 +10,8 @@ jaxdd, 2 CPU cores, IPC 1, 2000 steps: 62.14 ± 1.71 % vs 63.57 ± 1.41 % for a 
 subset: NOT above it at this budget (the README results table has the variants tried).
 """
 
-import os
-
-from jaxdd.config_utils import load_config_file
+from jaxdd.config_utils import sibling_on_digits
 
 
 def get_config(arg=None):
-  c = load_config_file(os.path.join(os.path.dirname(__file__), 'ratbptt_mnist.py'), arg)
-  c.data = 'digits'
-  return c
+  return sibling_on_digits(__file__, 'ratbptt_mnist.py', arg)

@@ -76,6 +76,16 @@ def load_config_file(path: str, arg: str | None = None) -> ml_collections.Config
   return module.get_config(arg)
 
 
+def sibling_on_digits(this_file: str, sibling: str, arg: str | None
+                      ) -> ml_collections.ConfigDict:
+  """The config file ``sibling`` beside ``this_file`` (e.g. an MNIST config), as
+  ``--config=sibling:arg`` gives it, with ``data='digits'``: a digits config that keeps
+  its sibling's settings."""
+  c = load_config_file(os.path.join(os.path.dirname(this_file), sibling), arg)
+  c.data = 'digits'
+  return c
+
+
 def shrink_for_runlocal(c: ml_collections.ConfigDict, steps: int = 4
                         ) -> ml_collections.ConfigDict:
   """The ``runlocal`` sizes every config shares: a few steps, a 10-epoch, 2-seed eval."""
