@@ -15,7 +15,10 @@ random truncation with window 60 of a total 200 inner steps, Adam 1e-3 inner (ep
 (0.9) of their norm; learned labels (one-hot init, clamped >= 0); real batch 5000
 (500 per class); flip_rotate augmentation; the KIP-style ZCA. ``steps`` is the number
 of meta-steps. Evaluation: jaxdd's protocol (SGD, 1000 epochs, DSA) so that every
-method is scored alike; the reference trains 8 nets with its inner Adam instead.
+method is scored alike; the reference trains 8 nets with its inner Adam instead, which
+``--config.eval.optimizer=adam --config.eval.lr=1e-3 --config.eval.weight_decay=0
+--config.eval.lr_decay_epoch_frac=1 --config.eval.epochs=300`` gives (one batch per epoch
+at IPC <= 25, so epochs = steps).
 """
 
 

@@ -182,7 +182,10 @@ def check_config(config) -> None:
 def eval_config(config) -> eval_lib.EvalConfig:
   e = config.eval
   return eval_lib.EvalConfig(epochs=e.epochs, batch_size=e.get('batch_size', 256),
-                             lr=e.get('lr', 0.01), dsa=e.get('dsa', True),
+                             lr=e.get('lr', 0.01), optimizer=e.get('optimizer', 'sgd'),
+                             weight_decay=e.get('weight_decay', 5e-4),
+                             lr_decay_epoch_frac=e.get('lr_decay_epoch_frac', 0.5),
+                             dsa=e.get('dsa', True),
                              dsa_strategy=e.get('dsa_strategy', augment.DEFAULT_STRATEGY),
                              loss=e.get('loss', 'ce'))
 
@@ -399,7 +402,8 @@ def export_distilled(workdir, config, ds, syn, params, results) -> None:
       poster = data_lib.denormalize(ds, poster)
     else:   # a ZCA is defined on image-sized inputs only: show the poster min-max scaled
       poster = (poster - poster.min()) / max(float(np.ptp(poster)), 1e-12)
-    save_grid_png(os.path.join(workdir, 'poster.png'), poster[None], np.zeros(1, int), 1)
+    save_grid_png(os.path.join(workdir, 'poster.png'), poster[None], np.zeros(1, int), 1,
+                  min_cell=256)   # a digits poster is 11x29 pixels: enlarge it to look at
 
 
 def evaluate_distilled(config, ds, syn) -> dict:

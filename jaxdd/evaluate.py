@@ -40,6 +40,7 @@ from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, DataError
 
 LOSSES = ('ce', 'soft_ce', 'mse')
+OPTIMIZERS = ('sgd', 'adam')
 
 
 class EvalConfig(NamedTuple):
@@ -49,7 +50,10 @@ class EvalConfig(NamedTuple):
     epochs: passes over the synthetic set (DCrepo: 300 without DSA, 1000 with).
     batch_size: minibatch size (capped at the set size).
     lr: initial learning rate (MTT/DATM evaluate with their learned ``syn_lr``).
-    momentum: SGD momentum.
+    optimizer: 'sgd' (DC/DM/MTT: momentum SGD) or 'adam' (RaT-BPTT and PoDD evaluate
+      with the inner loop's Adam 1e-3 for a number of steps, no decay, no weight
+      decay: ``Simple_Dataset_Distillation`` and ``PoDD:src/PoDD.py init_train``).
+    momentum: SGD momentum (unused by Adam).
     weight_decay: coupled (PyTorch-style) L2 decay added to the gradient.
     lr_decay_epoch_frac: the lr is multiplied by 0.1 after this fraction of epochs.
     dsa: whether to apply per-sample DSA to every training batch.
@@ -61,6 +65,7 @@ class EvalConfig(NamedTuple):
   epochs: int = 300
   batch_size: int = 256
   lr: float = 0.01
+  optimizer: str = 'sgd'
   momentum: float = 0.9
   weight_decay: float = 5e-4
   lr_decay_epoch_frac: float = 0.5
@@ -78,6 +83,12 @@ def check_eval_config(cfg: EvalConfig) -> None:
     raise ConfigError(f'eval.batch_size must be a positive integer, got {cfg.batch_size}')
   if not cfg.lr > 0:
     raise ConfigError(f'eval.lr must be > 0, got {cfg.lr}')
+  if cfg.optimizer not in OPTIMIZERS:
+    raise ConfigError(f'eval.optimizer must be one of {", ".join(OPTIMIZERS)}, '
+                      f'got {cfg.optimizer!r}')
+  if not 0 < cfg.lr_decay_epoch_frac <= 1:
+    raise ConfigError(f'eval.lr_decay_epoch_frac must be in (0, 1] (1 = no decay), '
+                      f'got {cfg.lr_decay_epoch_frac}')
   if cfg.loss not in LOSSES:
     raise ConfigError(f'eval.loss must be one of {", ".join(LOSSES)}, got {cfg.loss!r}')
   if cfg.dsa:
@@ -107,9 +118,12 @@ def label_loss(logits, targets, kind: str) -> jnp.ndarray:
 def _optimizer(cfg: EvalConfig, steps_per_epoch: int) -> optax.GradientTransformation:
   decay_step = int(cfg.epochs * cfg.lr_decay_epoch_frac) * steps_per_epoch
   schedule = optax.piecewise_constant_schedule(cfg.lr, {decay_step: 0.1})
-  # PyTorch's SGD adds weight_decay * param to the gradient before momentum.
-  return optax.chain(optax.add_decayed_weights(cfg.weight_decay),
-                     optax.sgd(schedule, momentum=cfg.momentum))
+  # PyTorch's SGD and Adam add weight_decay * param to the gradient (coupled decay).
+  if cfg.optimizer == 'adam':
+    update = optax.adam(schedule)
+  else:
+    update = optax.sgd(schedule, momentum=cfg.momentum)
+  return optax.chain(optax.add_decayed_weights(cfg.weight_decay), update)
 
 
 def make_train_fn(model, image_shape, num_images: int, cfg: EvalConfig):
@@ -307,7 +321,9 @@ def main(argv):
   zca = f.zca if f.zca is not None else meta.get('zca', 'none')
   cfg = EvalConfig(epochs=f.epochs, batch_size=f.batch_size,
                    lr=f.lr if f.lr is not None else float(meta.get('syn_lr', 0.01)),
-                   dsa=f.dsa, loss=f.loss or meta.get('label_loss', 'ce'))
+                   optimizer=f.optimizer, weight_decay=f.weight_decay,
+                   lr_decay_epoch_frac=f.lr_decay_epoch_frac, dsa=f.dsa,
+                   dsa_strategy=f.dsa_strategy, loss=f.loss or meta.get('label_loss', 'ce'))
   check_eval_config(cfg)
   ds = data_lib.load_dataset(spec, zca=zca)
   if distilled is not None:
@@ -347,7 +363,12 @@ def _define_flags():
   flags.DEFINE_integer('epochs', 300, 'training epochs')
   flags.DEFINE_integer('batch_size', 256, 'training batch size')
   flags.DEFINE_float('lr', None, 'learning rate (default 0.01, or the learned syn_lr)')
+  flags.DEFINE_enum('optimizer', 'sgd', list(OPTIMIZERS), 'sgd (momentum 0.9) or adam')
+  flags.DEFINE_float('weight_decay', 5e-4, 'coupled L2 weight decay')
+  flags.DEFINE_float('lr_decay_epoch_frac', 0.5, 'lr x 0.1 after this fraction (1 = never)')
   flags.DEFINE_bool('dsa', True, 'DSA augmentation during training')
+  flags.DEFINE_string('dsa_strategy', augment.DEFAULT_STRATEGY,
+                      'DSA groups (crop_scale_rotate for digits: no flips)')
   flags.DEFINE_string('loss', None, 'ce, soft_ce or mse (default: the file\'s, else ce)')
   flags.DEFINE_string('zca', None, 'none, raw or krr (default: the file\'s, else none)')
   flags.DEFINE_string('workdir', None, 'where results.json is written')

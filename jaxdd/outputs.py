@@ -46,5 +46,6 @@ def grid_image(pixels: np.ndarray, classes: np.ndarray, num_classes: int,
   return (out * 255 + 0.5).astype(np.uint8)
 
 
-def save_grid_png(path: str, pixels, classes, num_classes: int) -> None:
-  Image.fromarray(grid_image(pixels, np.asarray(classes), num_classes)).save(path)
+def save_grid_png(path: str, pixels, classes, num_classes: int, min_cell: int = 32) -> None:
+  Image.fromarray(grid_image(pixels, np.asarray(classes), num_classes,
+                             min_cell=min_cell)).save(path)

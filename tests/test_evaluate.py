@@ -75,6 +75,43 @@ def test_training_steps_follow_sgd_momentum_weight_decay():
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
+def test_adam_evaluation_follows_hand_written_adam():
+  """optimizer='adam' (RaT-BPTT/PoDD's evaluation): three steps equal PyTorch's Adam
+  (bias-corrected moments, eps outside the root) with coupled L2 decay, no lr decay."""
+  x, y = _tiny_set(n_per_class=2, k=2, shape=(4,))
+  x = x.reshape(4, 2, 2, 1)
+  model = models.get_model('mlp', 2, image_shape=(2, 2, 1))
+  cfg = evaluate.EvalConfig(epochs=3, batch_size=4, dsa=False, lr=1e-2, optimizer='adam',
+                            weight_decay=1e-3, lr_decay_epoch_frac=1.0)
+  targets = evaluate.as_targets(y, 2)
+  train = evaluate.make_train_fn(model, (2, 2, 1), 4, cfg)
+  key = jax.random.key(0)
+  final, _ = jax.jit(train)(key, jnp.asarray(x), targets, jax.random.key(1))
+
+  init_key, _, _ = jax.random.split(key, 3)
+  params = jax.tree_util.tree_map(
+      lambda v: np.asarray(v, np.float64),
+      models.init_model(model, init_key, (2, 2, 1))['params'])
+
+  def loss(p):
+    logits = model.apply({'params': p}, jnp.asarray(x))
+    return -jnp.mean(jnp.sum(targets * jax.nn.log_softmax(logits), -1))
+
+  m = jax.tree_util.tree_map(np.zeros_like, params)
+  v = jax.tree_util.tree_map(np.zeros_like, params)
+  for t in range(1, 4):   # the lr stays 1e-2: lr_decay_epoch_frac=1 never decays
+    g = jax.grad(loss)(jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params))
+    g = jax.tree_util.tree_map(lambda g, p: np.asarray(g, np.float64) + 1e-3 * p, g, params)
+    m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, g)
+    v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, g)
+    params = jax.tree_util.tree_map(
+        lambda p, m, v: p - 1e-2 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8),
+        params, m, v)
+  for a, b in zip(jax.tree_util.tree_leaves(params),
+                  jax.tree_util.tree_leaves(final['params'])):
+    np.testing.assert_allclose(np.asarray(b), a, rtol=1e-4, atol=1e-5)
+
+
 def test_label_losses_match_numpy():
   rng = np.random.default_rng(0)
   logits = rng.normal(size=(5, 4)).astype(np.float32)
@@ -122,6 +159,10 @@ def test_eval_config_errors_name_the_field():
     evaluate.check_eval_config(evaluate.EvalConfig(epochs=0))
   with pytest.raises(ConfigError, match='dsa_strategy'):
     evaluate.check_eval_config(evaluate.EvalConfig(dsa_strategy='crop_blur'))
+  with pytest.raises(ConfigError, match='eval.optimizer must be one of sgd, adam'):
+    evaluate.check_eval_config(evaluate.EvalConfig(optimizer='lion'))
+  with pytest.raises(ConfigError, match='eval.lr_decay_epoch_frac'):
+    evaluate.check_eval_config(evaluate.EvalConfig(lr_decay_epoch_frac=0.0))
 
 
 def _cli(*args):
