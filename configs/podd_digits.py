@@ -22,7 +22,8 @@ ConvNet-3's 2x2 instance norm makes unrolled training on 8x8 images chaotic).
 jaxdd, 2 CPU cores, 5 seeds, random real subset (IPC 1, same ConvNet-2) 65.00 ± 0.71 %:
 0.5 IPC, 1000 steps: 77.47 ± 1.93 % (real-image tiles), 75.16 ± 2.92 % (the paper's
 Gaussian tiles, ``--config.parameterization.init=tiles``); 1 IPC, 1500 steps, 48 of the
-112 patches per inner step: 72.31 ± 1.94 %, below RaT-BPTT's 85.16 % at IPC 1. With
+112 patches per inner step: 72.31 ± 1.94 %; all 112 (``batch_syn=0``): 80.82 ± 0.70 %;
+both below RaT-BPTT's 85.16 % at IPC 1. With
 ConvNet-3: 16.10 % at 0.5 IPC, 10.16 % at 1 IPC.
 """
 

@@ -23,7 +23,6 @@ import optax
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxdd import augment
 from jaxdd import clipping
 from jaxdd import data as data_lib
 from jaxdd import evaluate as eval_lib
@@ -180,14 +179,10 @@ def check_config(config) -> None:
 
 
 def eval_config(config) -> eval_lib.EvalConfig:
+  """``config.eval``'s protocol fields; a field the config leaves out keeps EvalConfig's default."""
   e = config.eval
-  return eval_lib.EvalConfig(epochs=e.epochs, batch_size=e.get('batch_size', 256),
-                             lr=e.get('lr', 0.01), optimizer=e.get('optimizer', 'sgd'),
-                             weight_decay=e.get('weight_decay', 5e-4),
-                             lr_decay_epoch_frac=e.get('lr_decay_epoch_frac', 0.5),
-                             dsa=e.get('dsa', True),
-                             dsa_strategy=e.get('dsa_strategy', augment.DEFAULT_STRATEGY),
-                             loss=e.get('loss', 'ce'))
+  return eval_lib.EvalConfig(**{field: e.get(field, default)
+                                for field, default in eval_lib.EvalConfig._field_defaults.items()})
 
 
 # ----------------------------------------------------------------------------------

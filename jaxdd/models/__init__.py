@@ -173,8 +173,19 @@ def get_model(name: str, num_classes: int, *, image_shape: tuple[int, int, int],
   return ResNet18(num_classes, norm=norm, conv_impl=conv_impl)
 
 
+def from_config(model_config, num_classes: int, image_shape) -> nn.Module:
+  """``get_model`` from a config's ``model`` block: its ``name`` and the other fields as options.
+
+  The one place a distiller turns ``config.model`` (e.g. ``{'name': 'convnet',
+  'depth': 2}``) into a module, so every objective builds the same network.
+  """
+  options = {k: v for k, v in model_config.items() if k != 'name'}
+  return get_model(model_config['name'], num_classes, image_shape=tuple(image_shape),
+                   **options)
+
+
 __all__ = [
-    'MODEL_NAMES', 'get_model', 'init_model', 'apply_model', 'has_batch_norm',
+    'MODEL_NAMES', 'get_model', 'from_config', 'init_model', 'apply_model', 'has_batch_norm',
     'flatten_params', 'param_spec', 'ConvNet', 'MLP', 'LeNet', 'AlexNet', 'VGG11',
     'ResNet18', 'ConfigError',
 ]

@@ -297,9 +297,7 @@ def make_bptt(config) -> Objective:
 
   def prepare(ds, config):
     image_shape = tuple(ds.x_train.shape[1:])
-    model = models_lib.get_model(
-        config.model.name, ds.num_classes, image_shape=image_shape,
-        **{k: v for k, v in config.model.items() if k != 'name'})
+    model = models_lib.from_config(config.model, ds.num_classes, image_shape)
     shapes = jax.eval_shape(lambda k: models_lib.init_model(model, k, image_shape),
                             jax.random.key(0))
     if models_lib.has_batch_norm(shapes):

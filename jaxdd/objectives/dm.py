@@ -33,9 +33,7 @@ def make_dm(config) -> Objective:
 
   def prepare(ds, config):
     image_shape = tuple(ds.x_train.shape[1:])
-    model = models_lib.get_model(
-        config.model.name, ds.num_classes, image_shape=image_shape,
-        **{k: v for k, v in config.model.items() if k != 'name'})
+    model = models_lib.from_config(config.model, ds.num_classes, image_shape)
     return {'model': model, 'image_shape': image_shape}
 
   def loss(syn, real, key, ctx, step, obj_state):

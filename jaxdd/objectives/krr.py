@@ -169,8 +169,7 @@ def _positive(obj_cfg, field, default, integer=False, allow_zero=False):
 
 def _model(config, ds):
   image_shape = tuple(ds.x_train.shape[1:])
-  model = models_lib.get_model(config.model.name, ds.num_classes, image_shape=image_shape,
-                               **{k: v for k, v in config.model.items() if k != 'name'})
+  model = models_lib.from_config(config.model, ds.num_classes, image_shape)
   return model, image_shape
 
 

@@ -480,6 +480,4 @@ def make_mtt(config) -> Objective:
 
 def buffer_model(ds, config):
   """The student model of ``config.model`` for ``ds`` (the experts' architecture)."""
-  return models_lib.get_model(
-      config.model.name, ds.num_classes, image_shape=tuple(ds.x_train.shape[1:]),
-      **{k: v for k, v in config.model.items() if k != 'name'})
+  return models_lib.from_config(config.model, ds.num_classes, tuple(ds.x_train.shape[1:]))
