@@ -41,6 +41,7 @@ import numpy as np
 from jaxdd import experts
 from jaxdd import models
 from jaxdd.interfaces import SynData
+from jaxdd.objectives import mtt
 from jaxdd.objectives import trajectory as tm
 
 import machine
@@ -78,7 +79,7 @@ def make_problem(conv_impl: str, seed: int = 0):
   traj = np.asarray(flat)[None, None] + np.concatenate(
       [np.zeros((2, 1, flat.shape[0]), np.float32), np.cumsum(steps, 1)], 1)
   buffer = experts.Buffer(traj, unflatten, models.param_spec(params), {})
-  ctx = tm.trajectory_ctx(model, buffer, SHAPE)
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
   images = jnp.asarray(rng.normal(size=(K * IPC,) + SHAPE), jnp.float32)
   labels = jax.nn.one_hot(np.repeat(np.arange(K), IPC), K)
   return ctx, images, labels, int(flat.shape[0])

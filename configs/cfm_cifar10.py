@@ -21,12 +21,19 @@ KL at T = 20 with cutmix, AdamW 1e-3 wd 0.01, the quarter cosine 0.5(1 + cos(πe
 1000 epochs, batch 10 / 50 / 100 at IPC 1 / 10 / 50, ConvNet-3 students; the
 ``final`` epoch's accuracy is reported (the UniDD code's best of the last 20 % is
 ``--config.relabel.readout=best_last_20``).
+
+``:ipc=10,cpu`` is the CPU-sized setting of ``sre.small_config`` on CIFAR-10 (ConvNet-3
+w64 batch-norm teacher trained 10 epochs with crops (pad 4) and flips, 300 recover
+iterations per batch, 300 relabel epochs at batch 50, ConvNet-3 students); the random real subset is scored
+with the same relabel.
 """
 
 from jaxdd.config_utils import parse_arg
-from jaxdd.sre import cfm_cifar_config
+from jaxdd.sre import cfm_cifar_config, small_config
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, ipc=10, runlocal=False)
+  arg = parse_arg(arg, ipc=10, runlocal=False, cpu=False)
+  if arg.cpu:
+    return small_config('cfm', 'tfds:cifar10', arg.ipc, arg.runlocal)
   return cfm_cifar_config('tfds:cifar10', arg.ipc, 200, arg.runlocal)

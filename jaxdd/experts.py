@@ -1,4 +1,4 @@
-"""Expert trajectories for trajectory matching (MTT, DATM, PAD): train, store, load.
+"""Expert trajectories for trajectory matching (MTT, DATM, PAD): training them all at once.
 
 An expert is a network trained on the *real* data; its trajectory is its flat
 parameter vector (shallow to deep) at the start and after every epoch. MTT's student
@@ -7,7 +7,8 @@ defaults are MTT's (METHODS.md §1 MTT "Experts", ``mtt:buffer.py``): plain SGD 
 0.01, no momentum, no weight decay, batch 256, cross-entropy, per-sample DSA on every
 batch, a checkpoint every epoch including the initialisation. PAD (METHODS.md §2)
 trains on a per-epoch subset chosen by ``jaxdd.data.difficulty.pad_schedule``: pass
-it as ``schedule``.
+it as ``schedule``. Storage and the cache of trained buffers are in
+``jaxdd.expert_buffers``.
 
 Differences from the reference, on purpose:
 
@@ -33,11 +34,7 @@ group with ``fold_in(fold_in(choice, e), j)``, ``choice = fold_in(key(seed), 2**
 """
 
 import functools
-import hashlib
-import json
 import math
-import os
-import re
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -288,6 +285,20 @@ def _epoch_indices(schedule, epoch: int, n: int):
   return padded, int(idx.size)
 
 
+def model_layout(model, image_shape):
+  """(param_spec, unflatten) of the model's params, by abstract evaluation only."""
+  out = {}
+
+  def layout(key):  # traced once by eval_shape: no compilation, no arrays
+    params = models_lib.init_model(model, key, tuple(image_shape))['params']
+    out['spec'] = models_lib.param_spec(params)
+    vec, out['unflatten'] = models_lib.flatten_params(params)
+    return vec
+
+  jax.eval_shape(layout, jax.random.key(0))
+  return out['spec'], out['unflatten']
+
+
 def train_experts(model, image_shape, x_train, y_train, num_classes: int,
                   cfg: ExpertConfig, *, schedule: Callable[[int], np.ndarray] | None = None,
                   first_expert: int = 0, verbose: bool = True) -> Buffer:
@@ -338,7 +349,7 @@ def train_experts(model, image_shape, x_train, y_train, num_classes: int,
   states = jax.tree_util.tree_map(
       lambda s: np.zeros((cfg.num_experts,) + s.shape, s.dtype),
       jax.eval_shape(init_fn, jax.random.key(0)))
-  spec, unflatten = _model_layout(model, image_shape)
+  spec, unflatten = model_layout(model, image_shape)
   num_params = sum(math.prod(shape) for _, shape, _ in spec)
   traj = np.empty((cfg.num_experts, cfg.epochs + 1, num_params), np.float32)
   label = f'experts {first_expert}..{first_expert + cfg.num_experts - 1}'
@@ -380,121 +391,3 @@ def train_experts(model, image_shape, x_train, y_train, num_classes: int,
       'train_loss': losses, 'train_acc': accs,  # [epochs][experts]
   }
   return Buffer(traj, unflatten, spec, meta)
-
-
-# ----------------------------------------------------------------------------------
-# Storage.
-# ----------------------------------------------------------------------------------
-
-
-def to_json(obj) -> str:
-  """Canonical JSON (sorted keys): the text that cache keys are hashed from."""
-  # numpy scalars (e.g. a seed from a config) become Python numbers.
-  return json.dumps(obj, sort_keys=True, default=lambda o: o.item() if hasattr(
-      o, 'item') else str(o))
-
-
-def save_buffer(path: str, buffer: Buffer) -> None:
-  """Writes ``buffer`` to one .npz atomically (tmp file + ``os.replace``).
-
-  Arrays: ``trajectories`` float32 [E, epochs + 1, P], ``spec_json`` and
-  ``meta_json`` (JSON strings). An interrupted write leaves no file at ``path``.
-  """
-  spec = [[p, list(s), int(o)] for p, s, o in buffer.spec]
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f'{path}.tmp{os.getpid()}'
-  try:
-    with open(tmp, 'wb') as f:  # a file object: np.savez would append '.npz' to a name
-      np.savez(f, trajectories=np.asarray(buffer.trajectories, np.float32),
-               spec_json=np.array(to_json(spec)),
-               meta_json=np.array(to_json(buffer.meta)))
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
-def _model_layout(model, image_shape):
-  """(param_spec, unflatten) of the model's params, by abstract evaluation only."""
-  out = {}
-
-  def layout(key):  # traced once by eval_shape: no compilation, no arrays
-    params = models_lib.init_model(model, key, tuple(image_shape))['params']
-    out['spec'] = models_lib.param_spec(params)
-    vec, out['unflatten'] = models_lib.flatten_params(params)
-    return vec
-
-  jax.eval_shape(layout, jax.random.key(0))
-  return out['spec'], out['unflatten']
-
-
-def load_buffer(path: str, model, image_shape) -> Buffer:
-  """Reads a buffer written by ``save_buffer``; checks it fits ``model``.
-
-  Raises:
-    DataError: missing/unreadable file, or a parameter layout different from the
-      model's (another architecture or image size).
-  """
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      traj = np.asarray(f['trajectories'], np.float32)
-      spec = [(p, tuple(s), o) for p, s, o in json.loads(str(f['spec_json']))]
-      meta = json.loads(str(f['meta_json']))
-  except (OSError, KeyError, ValueError) as e:
-    raise DataError(f'expert buffer {path!r} is not readable ({e})') from None
-  model_spec, unflatten = _model_layout(model, image_shape)
-  if spec != model_spec or traj.ndim != 3 or traj.shape[2] != sum(
-      math.prod(s) for _, s, _ in spec):
-    raise DataError(f'expert buffer {path!r} does not fit model {type(model).__name__} '
-                    f'on images {tuple(image_shape)}: stored layout differs')
-  return Buffer(traj, unflatten, spec, meta)
-
-
-def digest(a) -> str:
-  """First 16 hex digits of SHA-256 of an array's C-order bytes (data identity in
-  cache keys; dtype and shape are not included: cache keys store the shape)."""
-  return hashlib.sha256(np.ascontiguousarray(np.asarray(a))).hexdigest()[:16]
-
-
-def cache_key(ds_name: str, x_train, y_train, num_classes: int, model_config: dict,
-              model, cfg: ExpertConfig, schedule_name: str) -> dict:
-  """Everything that determines a buffer (``seed_loop`` only changes float rounding).
-
-  Digests of the arrays keep e.g. ZCA-whitened and plain images of one data set apart.
-  """
-  return {
-      'version': 1, 'dataset': ds_name, 'x_shape': list(np.shape(x_train)),
-      'x_digest': digest(x_train), 'y_digest': digest(y_train),
-      'num_classes': int(num_classes), 'model': type(model).__name__,
-      'model_config': model_config,
-      'experts': {k: v for k, v in cfg._asdict().items() if k != 'seed_loop'},
-      'schedule': schedule_name,
-  }
-
-
-def load_or_train(cache_dir: str, model, image_shape, ds_name: str, x_train, y_train,
-                  num_classes: int, cfg: ExpertConfig, *, model_config: dict,
-                  schedule=None, schedule_name: str = 'none') -> Buffer:
-  """Loads the cached buffer for these arguments, or trains and caches it.
-
-  The file is ``cache_dir/experts_<dataset>_<hash>.npz`` where the hash is the
-  first 16 hex digits of SHA-256 of ``cache_key(...)`` as sorted JSON.
-  ``schedule_name`` must identify ``schedule`` (the function itself is not hashed),
-  e.g. ``'pad_el2n_ir0.75_aee20'``.
-  """
-  check_expert_config(cfg)
-  key = cache_key(ds_name, x_train, y_train, num_classes, model_config, model, cfg,
-                  schedule_name)
-  key_hash = hashlib.sha256(to_json(key).encode()).hexdigest()[:16]
-  slug = re.sub(r'[^A-Za-z0-9]+', '_', os.path.basename(str(ds_name))).strip('_')[:40]
-  path = os.path.join(cache_dir, f'experts_{slug}_{key_hash}.npz')
-  if os.path.exists(path):
-    print(f'experts: loading cached buffer {path}', flush=True)
-    return load_buffer(path, model, image_shape)
-  print(f'experts: no cache at {path}; training {cfg.num_experts} experts', flush=True)
-  buffer = train_experts(model, image_shape, x_train, y_train, num_classes, cfg,
-                         schedule=schedule)
-  buffer = buffer._replace(meta={**buffer.meta, 'cache_key': key})
-  save_buffer(path, buffer)
-  print(f'experts: saved {path}', flush=True)
-  return buffer

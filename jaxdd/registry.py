@@ -8,7 +8,7 @@ from jaxdd.objectives.bptt import make_bptt
 from jaxdd.objectives.dc import make_dc
 from jaxdd.objectives.dm import make_dm
 from jaxdd.objectives.krr import make_frepo, make_kip
-from jaxdd.objectives.trajectory import make_mtt
+from jaxdd.objectives.mtt import make_mtt
 from jaxdd.params.fred import make_fred
 from jaxdd.params.pixels import make_pixels
 from jaxdd.params import poco

@@ -269,33 +269,39 @@ def cfm_cifar_config(data: str, ipc: int, teacher_epochs: int, runlocal: bool):
   return shrink_for_runlocal(c) if runlocal else c
 
 
-# CPU-sized settings on scikit-learn's 8x8 digits and on MNIST (configs/*_digits.py,
-# configs/*_mnist.py): data -> (teacher epochs, crop padding, teacher width).
-SMALL_DATA = {'digits': (30, 1, 64), 'tfds:mnist': (3, 2, 64)}
+# CPU-sized settings on scikit-learn's 8x8 digits, MNIST and CIFAR-10 (configs/*_digits.py,
+# configs/*_mnist.py, configs/*_cifar10.py:cpu): data -> (teacher epochs, crop padding,
+# teacher width, flips). Digits are never flipped; CIFAR-10 is, as every CIFAR recipe.
+SMALL_DATA = {'digits': (30, 1, 64, False), 'tfds:mnist': (3, 2, 64, False),
+              'tfds:cifar10': (10, 4, 64, True)}
 _SMALL = {'sre2l': 'sre2l', 'cfm': 'unidd', 'edc': 'edc'}   # method -> relabel preset
 
 
 def small_config(method: str, data: str, ipc: int, runlocal: bool, iterations: int = 300,
                  epochs: int = 300):
-  """``method`` on digits or MNIST for 2 CPU cores: the authors' recover and relabel
-  settings with ``iterations`` per batch and ``epochs`` of relabel, no flips (digits),
-  crops sized for small images (RRC area ≥ 0.5), relabel batch 50, the final epoch's
-  accuracy; EDC's multistep milestones and weight-EMA start scaled to ``epochs`` and
-  three teachers used in turn (ConvNet-3, ConvNet-2, ConvNet-3 at half width)."""
-  t_epochs, pad, width = SMALL_DATA[data]
+  """``method`` on digits, MNIST or CIFAR-10 for 2 CPU cores: the authors' recover and
+  relabel settings with ``iterations`` per batch and ``epochs`` of relabel, flips only
+  on CIFAR-10, crops sized for small images (RRC area ≥ 0.5), relabel batch 50, the
+  final epoch's accuracy; EDC's multistep milestones and weight-EMA start scaled to
+  ``epochs`` and three teachers used in turn (ConvNet-3, ConvNet-2, ConvNet-3 at half
+  width)."""
+  if data not in SMALL_DATA:
+    raise ConfigError(f'sre.small_config: data must be one of {", ".join(SMALL_DATA)}, '
+                      f'got {data!r}')
+  t_epochs, pad, width, flip = SMALL_DATA[data]
   teacher = dict(model='convnet', model_kw={'norm': 'batchnorm', 'width': width},
-                 epochs=t_epochs, batch_size=128, lr=0.1, crop_pad=pad, flip=False)
+                 epochs=t_epochs, batch_size=128, lr=0.1, crop_pad=pad, flip=flip)
   sets = [teacher]
   if method == 'edc':
     sets += [{**teacher, 'model': 'convnetd2'},
              {**teacher, 'model_kw': {'norm': 'batchnorm', 'width': width // 2}}]
   preset = _SMALL[method]
-  relabel_overrides = dict(epochs=epochs, flip=False, crop_padding=pad,
+  relabel_overrides = dict(epochs=epochs, flip=flip, crop_padding=pad,
                            rrc_scale=(0.5, 1.0), batch_size=50, readout='final')
   if preset == 'edc':
     relabel_overrides.update(milestones=tuple(int(epochs * f) for f in (0.8, 0.9, 0.95)),
                              ema_start_epoch=int(epochs * 0.8))
-  recover_overrides = dict(iterations=iterations, flip=False)
+  recover_overrides = dict(iterations=iterations, flip=flip)
   if method != 'sre2l':
     recover_overrides.update(crop_scale=(0.5, 1.0))
   c = sre_config(data=data, ipc=ipc, method=method, teacher_sets=sets,

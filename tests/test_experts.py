@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdd import augment, experts, models
+from jaxdd import augment, expert_buffers, experts, models
 from jaxdd.errors import ConfigError, DataError
 from conftest import prototype_data
 
@@ -135,9 +135,9 @@ def test_epochs_equal_a_slow_sgd_loop_with_a_schedule(monkeypatch):
 
 def test_buffer_round_trips_through_npz(buffer_map, tmp_path):
   path = str(tmp_path / 'sub' / 'buf.npz')
-  experts.save_buffer(path, buffer_map)
+  expert_buffers.save_buffer(path, buffer_map)
   assert os.listdir(tmp_path / 'sub') == ['buf.npz']  # no temporary file left
-  loaded = experts.load_buffer(path, _model(), SHAPE)
+  loaded = expert_buffers.load_buffer(path, _model(), SHAPE)
   np.testing.assert_array_equal(loaded.trajectories, buffer_map.trajectories)
   assert loaded.spec == buffer_map.spec
   assert loaded.meta == buffer_map.meta
@@ -146,7 +146,7 @@ def test_buffer_round_trips_through_npz(buffer_map, tmp_path):
                   jax.tree_util.tree_leaves(buffer_map.unflatten(row))):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   with pytest.raises(DataError, match='does not fit'):
-    experts.load_buffer(path, _model(width=16), SHAPE)
+    expert_buffers.load_buffer(path, _model(width=16), SHAPE)
 
 
 def test_interrupted_save_leaves_no_file(buffer_map, tmp_path, monkeypatch):
@@ -156,7 +156,7 @@ def test_interrupted_save_leaves_no_file(buffer_map, tmp_path, monkeypatch):
 
   monkeypatch.setattr(np, 'savez', broken_savez)
   with pytest.raises(KeyboardInterrupt):
-    experts.save_buffer(str(tmp_path / 'buf.npz'), buffer_map)
+    expert_buffers.save_buffer(str(tmp_path / 'buf.npz'), buffer_map)
   assert os.listdir(tmp_path) == []
 
 
@@ -170,7 +170,7 @@ def test_load_or_train_trains_once_then_loads(buffer_map, tmp_path, monkeypatch,
     return buffer_map
 
   monkeypatch.setattr(experts, 'train_experts', fake_train)
-  run = lambda cfg, name='none': experts.load_or_train(
+  run = lambda cfg, name='none': expert_buffers.load_or_train(
       str(tmp_path), _model(), SHAPE, 'tiny', x, y, K, cfg,
       model_config={'name': 'convnet', 'width': 8, 'depth': 1}, schedule_name=name)
   first = run(CFG)

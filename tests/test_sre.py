@@ -57,6 +57,26 @@ def test_every_config_passes_the_checks_of_all_three_stages(name, tmp_path):
   sre.check_config(full, ds)
 
 
+@pytest.mark.parametrize('name', ['sre2l_cifar10', 'cfm_cifar10', 'edc_cifar10'])
+def test_the_cpu_sized_cifar10_variant_flips_and_passes_the_checks(name, tmp_path):
+  from jaxdd import distill
+  cpu = load_config(name, 'ipc=10,cpu')
+  cpu.data = _runlocal(name, tmp_path).data   # stand-in 32x32x3 data
+  ds = distill.load_data(cpu)
+  tcfgs, rcfg, lcfg = sre.check_config(cpu, ds)
+  # CIFAR-10 is flipped at every stage (digits and MNIST never are); the CPU budget.
+  assert all(t.flip for t in tcfgs) and rcfg.flip and lcfg.flip
+  assert [t.epochs for t in tcfgs] == [10] * (3 if name.startswith('edc') else 1)
+  assert rcfg.iterations == 300 and lcfg.epochs == 300
+  mnist = load_config(name.replace('cifar10', 'mnist'))
+  assert not any(t['flip'] for t in mnist.teachers.sets) and not mnist.relabel.flip
+
+
+def test_small_config_names_the_accepted_data():
+  with pytest.raises(ConfigError, match='tfds:cifar10'):
+    sre.small_config('cfm', 'tfds:svhn', 10, runlocal=True)
+
+
 @pytest.mark.parametrize('name', END_TO_END)
 def test_config_runlocal_end_to_end(name, tmp_path):
   config = _runlocal(name, tmp_path)

@@ -17,6 +17,7 @@ import pytest
 from jaxdd import models
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import SynData
+from jaxdd.objectives import mtt
 from jaxdd.objectives import trajectory as tm
 
 SHAPE = (8, 8, 1)
@@ -123,7 +124,7 @@ def test_loss_matches_slow_loop(arch, soft):
   if soft:   # DATM's learned logits
     labels = jnp.asarray(np.random.default_rng(1).normal(size=labels.shape) * 3, jnp.float32)
   opts = _opts(label_loss='soft_ce' if soft else 'ce')
-  ctx = tm.trajectory_ctx(model, buffer, SHAPE)
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
   value, aux = _loss_fn(ctx, opts)(images, labels, 0.05, jax.random.key(3), 0)
   # One expert, window [1, 2): t = 1; the whole set per step (its order is irrelevant).
   traj = np.asarray(buffer.trajectories, np.float64)
@@ -139,7 +140,7 @@ def test_loss_matches_slow_loop(arch, soft):
 def test_soft_ce_differs_from_ce():
   model, buffer, images, _ = _setup(num_experts=1)
   logits = jnp.asarray(np.random.default_rng(2).normal(size=(6, K)) * 2, jnp.float32)
-  ctx = tm.trajectory_ctx(model, buffer, SHAPE)
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
   f = lambda kind: float(_loss_fn(ctx, _opts(label_loss=kind))(
       images, logits, 0.05, jax.random.key(0), 0)[0])
   assert abs(f('ce') - f('soft_ce')) > 1e-4 * abs(f('ce'))
@@ -151,7 +152,7 @@ def test_unroll_with_minibatches_matches_slow_loop():
   rng = np.random.default_rng(4)
   images = jnp.asarray(rng.normal(size=(7,) + SHAPE), jnp.float32)
   labels = jax.nn.one_hot(rng.integers(0, K, 7), K)
-  ctx = tm.trajectory_ctx(model, buffer, SHAPE)
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
   idx, weight = tm.minibatch_schedule(jax.random.key(5), 7, 3, 4)
   theta0 = buffer.trajectories[0, 1]
   out = _jit(lambda *a: tm.unroll(*a, ctx['apply_train'], _opts()))(
@@ -184,7 +185,7 @@ def test_meta_gradient_matches_finite_differences():
   with jax.enable_x64(True):
     model, buffer, images, labels = _setup(num_experts=1, dtype=np.float64,
                                            arch='convnet')
-    ctx = tm.trajectory_ctx(model, buffer, SHAPE)
+    ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
     opts = _opts()
 
     def loss_fn(x, lr):
@@ -207,7 +208,7 @@ def test_meta_gradient_matches_finite_differences():
 def test_checkpoint_policies_agree():
   """5 steps (nested: a segment of 3 and a remainder of 2), DSA on, minibatches of 4."""
   model, buffer, images, labels = _setup(num_experts=2, n_per_class=3)
-  ctx = tm.trajectory_ctx(model, buffer, SHAPE)
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
   results = []
   for policy in tm.CHECKPOINTS:
     opts = _opts(syn_steps=5, batch_syn=4, dsa=True, dsa_strategy='crop_flip',
@@ -287,7 +288,7 @@ def test_start_window_bounds():
 
 def test_sampled_start_epochs_stay_in_the_window():
   model, buffer, images, labels = _setup(num_experts=2, epochs=6)
-  ctx = tm.trajectory_ctx(model, buffer, SHAPE)
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
   opts = _opts(syn_steps=1, expert_epochs=2, min_start_epoch=0, max_start_epoch=4,
                max_start_epoch_initial=1, expansion_end_step=10)
   loss = _loss_fn(ctx, opts)
@@ -300,7 +301,7 @@ def test_sampled_start_epochs_stay_in_the_window():
 
 def test_skip_update_flag():
   model, buffer, images, labels = _setup(num_experts=1)
-  ctx = tm.trajectory_ctx(model, buffer, SHAPE)
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
   run = lambda thr: _loss_fn(ctx, _opts(threshold=thr))(images, labels, 0.05,
                                                          jax.random.key(0), 0)
   value = float(run(0.0)[0])
@@ -311,11 +312,11 @@ def test_skip_update_flag():
 
 def test_expert_label_init_matches_per_expert_loop():
   model, buffer, _, _ = _setup(num_experts=4, epochs=2, arch='convnet')
-  ctx = tm.trajectory_ctx(model, buffer, SHAPE)
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
   rng = np.random.default_rng(13)
   images = rng.normal(size=(11,) + SHAPE).astype(np.float32)
   labels = rng.integers(0, K, 11)
-  correct, logits = tm.expert_label_init(ctx, images, labels, batch_size=4)
+  correct, logits = mtt.expert_label_init(ctx, images, labels, batch_size=4)
   per_expert = []
   for e in range(4):
     params = buffer.unflatten(buffer.trajectories[e, -1])
@@ -341,8 +342,8 @@ def test_objective_gradients_reach_images_labels_and_syn_lr():
   config = ml_collections.ConfigDict(dict(objective=dict(
       name='mtt', syn_steps=2, expert_epochs=2, max_start_epoch=2, lr_teacher=0.02,
       dsa=True, dsa_strategy='flip_scale', label_loss='soft_ce', checkpoint='step')))
-  obj = tm.make_mtt(config)
-  ctx = tm.trajectory_ctx(model, buffer, SHAPE)
+  obj = mtt.make_mtt(config)
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
   extras = obj.init_extras(ctx, config)
   assert float(extras['syn_lr']) == pytest.approx(0.02)
 
@@ -368,7 +369,7 @@ def test_bad_config_values_raise(field, value):
   cfg = dict(syn_steps=3, expert_epochs=2, max_start_epoch=5, dsa=True)
   cfg[field] = value
   with pytest.raises(ConfigError, match=f'objective.{field}'):
-    tm.make_mtt(ml_collections.ConfigDict(dict(objective=cfg)))
+    mtt.make_mtt(ml_collections.ConfigDict(dict(objective=cfg)))
 
 
 def test_bad_sequential_generation_and_buffer_raise():
@@ -397,4 +398,4 @@ def test_build_buffer_rejects_bad_schedules_before_training(experts, pad, field)
   config = ml_collections.ConfigDict(dict(
       seed=0, model=dict(name='mlp'), objective=dict(experts=experts, pad=pad)))
   with pytest.raises(ConfigError, match=field):
-    tm.build_buffer(_DS, config)
+    mtt.build_buffer(_DS, config)
