@@ -42,7 +42,7 @@ accuracy.
 import ml_collections
 
 from jaxdd.config_utils import base_config, parse_arg, ratbptt_update, shrink_for_runlocal
-from jaxdd.params import poster
+from jaxdd.params import poster_geometry
 
 LEARNED_LABELS_BELOW = 0.7   # the paper's fixed-label runs: CIFAR-10 at 0.7, 0.8, 0.9, 1.0
 
@@ -51,11 +51,12 @@ def paper_patches(ipc: float, total: int = 96, split=(16, 6), num_classes: int =
                   image_hw=(32, 32)) -> tuple[int, int]:
   """(n_x, n_y): the paper's 16×6, or ``total`` patches over the crop rows there are.
 
-  A poster of ``ipc`` images per class (``poster.poster_size``) of height Hp has
+  A poster of ``ipc`` images per class (``poster_geometry.poster_size``) of height Hp has
   Hp − H + 1 crop rows; when that is fewer than 6 (IPC 0.3: 35 px, 4 rows) the 96
   patches become round(96 / rows) × rows, at most one per crop column.
   """
-  hp, wp = poster.poster_size(ipc, num_classes, image_hw, poster.default_grid(num_classes))
+  hp, wp = poster_geometry.poster_size(ipc, num_classes, image_hw,
+                                      poster_geometry.default_grid(num_classes))
   n_x, n_y = split
   rows, cols = hp - image_hw[0] + 1, wp - image_hw[1] + 1
   if n_y > rows:

@@ -8,7 +8,7 @@ r"""PoDD on MNIST, sized for a CPU (METHODS.md §2 PoDD; the paper has no MNIST 
 jaxdd: not yet measured. Settings: the poster of configs/podd_cifar10.py (2×5 class grid,
 Gaussian class tiles with fades) at ``ipc`` images per class (default 0.5: a 39×100
 poster of 28×28 patches); patches at the paper's CIFAR-10 density scaled to the poster
-(``poster.default_patches``: 12×4 = 48 at 0.5, 16×7 at 1.0), all of them in each inner
+(``poster_geometry.default_patches``: 12×4 = 48 at 0.5, 16×7 at 1.0), all of them in each inner
 step as PoDD's CIFAR-10 run (bs_d = p); PoCO class order on the class names' text
 embeddings (configs/podd_cifar10.py); PoDDL learned labels (the paper's choice for
 every data set but CIFAR-10 at ≥ 0.7 IPC), clamped ≥ 0. The distiller is RaT-BPTT as

@@ -12,7 +12,7 @@ from jaxdd.objectives.mtt import make_mtt
 from jaxdd.params.fred import make_fred
 from jaxdd.params.pixels import make_pixels
 from jaxdd.params import poco
-from jaxdd.params import poster as poster_lib
+from jaxdd.params import poster_geometry
 from jaxdd.params.poster import make_poster
 
 
@@ -44,7 +44,7 @@ def _poster(config, num_classes, image_shape, ds=None):
     if ds is None:
       raise ConfigError(f'parameterization.class_order={order!r} needs the data set')
     order = poco.resolve_class_order(
-        order, ds, tuple(grid) if grid else poster_lib.default_grid(num_classes))
+        order, ds, tuple(grid) if grid else poster_geometry.default_grid(num_classes))
   return make_poster(num_classes=num_classes, image_shape=image_shape, ipc=config.ipc,
                      grid=tuple(grid) if grid else None,
                      patches=tuple(patches) if patches else None,

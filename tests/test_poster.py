@@ -8,6 +8,7 @@ import pytest
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import Parameterization
 from jaxdd.params import poster as poster_lib
+from jaxdd.params import poster_geometry as geometry_lib
 from jaxdd.params.poster import make_poster, poster_geometry, poster_project
 
 
@@ -91,12 +92,12 @@ def test_the_papers_cifar10_example():
 ])
 def test_patch_split_gives_the_papers_grids(total, poster_hw, want):
   """§5.1's p = 96 (16×6), 400 (20×20), 1800 (60×30), 800 (40×20) on the README posters."""
-  assert poster_lib.split_patches(total, poster_hw) == want
+  assert geometry_lib.split_patches(total, poster_hw) == want
 
 
 def test_exact_one_ipc_poster_is_the_tile_grid():
   # B = K·H·W with the grid's aspect: 5×2 tiles of 32×32 side by side, no overlap.
-  assert poster_lib.poster_size(1.0, 10, (32, 32, 3), (2, 5)) == (64, 160)
+  assert geometry_lib.poster_size(1.0, 10, (32, 32, 3), (2, 5)) == (64, 160)
 
 
 # ---------------------------------------------------------------------------------

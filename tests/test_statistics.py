@@ -7,6 +7,7 @@ import pytest
 
 from jaxdd import models
 from jaxdd.errors import ConfigError
+from jaxdd.objectives import edc_losses as edc
 from jaxdd.objectives import statistics as st
 
 SHAPE = (8, 8, 1)
@@ -125,10 +126,10 @@ def test_smoothing_value_is_the_running_average_and_gradient_the_current_batch()
   for step, xb in enumerate(batches):
     cur = np.asarray(xb, np.float64).mean(0)
     ref_mean = cur if ref_mean is None else m * ref_mean + (1 - m) * cur
-    smoothed, new_ema = st.smooth_statistic(ema, stat(xb), step, m)
+    smoothed, new_ema = edc.smooth_statistic(ema, stat(xb), step, m)
     np.testing.assert_allclose(smoothed['mean'], ref_mean, rtol=1e-5)
     np.testing.assert_allclose(new_ema['mean'], ref_mean, rtol=1e-5)
-    f = lambda x: jnp.vdot(w, st.smooth_statistic(ema, stat(x), step, m)[0]['var'])
+    f = lambda x: jnp.vdot(w, edc.smooth_statistic(ema, stat(x), step, m)[0]['var'])
     g_ref = jax.grad(lambda x: jnp.vdot(w, stat(x)['var']))(xb)
     np.testing.assert_allclose(jax.grad(f)(xb), g_ref, rtol=1e-5, atol=1e-7)
     ema = new_ema
@@ -138,7 +139,7 @@ def test_class_moments_match_numpy():
   rng = np.random.default_rng(5)
   f = rng.normal(size=(7, 2, 2, 3)).astype(np.float32)
   y = np.array([0, 2, 2, 0, 0, 2, 2])
-  got = st.class_moments(jnp.asarray(f), jnp.asarray(y), 3)
+  got = edc.class_moments(jnp.asarray(f), jnp.asarray(y), 3)
   for c in (0, 2):
     rows = f[y == c].reshape(-1, 3).astype(np.float64)
     np.testing.assert_allclose(got['mean'][c], rows.mean(0), rtol=1e-5)
@@ -164,13 +165,13 @@ def test_edc_soft_category_aware_loss_matches_numpy():
     p = np.mean(labels == cls)
     paper_cat += p * sum(np.linalg.norm(tc[s][cls] - sc[s][cls]) for s in ('mean', 'var'))
   j = lambda t: jax.tree_util.tree_map(jnp.asarray, t)
-  got_code = st.edc_match_loss(j(syn), j(tg), j(tc), jnp.asarray(labels), form='code')
-  got_paper = st.edc_match_loss(j(syn), j(tg), j(tc), jnp.asarray(labels),
+  got_code = edc.edc_match_loss(j(syn), j(tg), j(tc), jnp.asarray(labels), form='code')
+  got_paper = edc.edc_match_loss(j(syn), j(tg), j(tc), jnp.asarray(labels),
                                 form='paper', syn_class_stats=j(sc))
   np.testing.assert_allclose(float(got_code), 0.5 * glob + 0.5 * code_cat, rtol=1e-5)
   np.testing.assert_allclose(float(got_paper), 0.5 * glob + 0.5 * paper_cat, rtol=1e-5)
   with pytest.raises(ConfigError, match='form'):
-    st.edc_match_loss(syn, tg, tc, labels, form='local')
+    edc.edc_match_loss(syn, tg, tc, labels, form='local')
 
 
 def test_flatness_kl_matches_numpy_and_ema_side_is_constant():
@@ -182,19 +183,19 @@ def test_flatness_kl_matches_numpy_and_ema_side_is_constant():
   paper = np.mean(np.sum(p * np.log(p / q), 1))
   code = np.mean(q * np.log(q / p))                    # mean over N·K elements
   ja, jb = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
-  np.testing.assert_allclose(float(st.flatness_kl(ja, jb)), paper, rtol=1e-4)
-  np.testing.assert_allclose(float(st.flatness_kl(ja, jb, direction='code')), code,
+  np.testing.assert_allclose(float(edc.flatness_kl(ja, jb)), paper, rtol=1e-4)
+  np.testing.assert_allclose(float(edc.flatness_kl(ja, jb, direction='code')), code,
                              rtol=1e-4)
-  g = jax.grad(lambda e: st.flatness_kl(ja, e))(jb)
+  g = jax.grad(lambda e: edc.flatness_kl(ja, e))(jb)
   assert float(jnp.abs(g).max()) == 0.0
-  ema = st.ema_images(jnp.ones(3), jnp.zeros(3), 0.99)
+  ema = edc.ema_images(jnp.ones(3), jnp.zeros(3), 0.99)
   np.testing.assert_allclose(ema, 0.99, rtol=1e-6)
 
 
 def test_concat_crops_layout():
   rng = np.random.default_rng(8)
   crops = rng.normal(size=(2, 4, 8, 6, 3)).astype(np.float32)
-  got = np.asarray(st.concat_crops(jnp.asarray(crops)))
+  got = np.asarray(edc.concat_crops(jnp.asarray(crops)))
   for b in range(2):
     for i in range(4):
       r, c = divmod(i, 2)   # row-major 2 x 2 grid
@@ -202,9 +203,9 @@ def test_concat_crops_layout():
       np.testing.assert_allclose(got[b, 4 * r:4 * r + 4, 3 * c:3 * c + 3], pooled,
                                  rtol=1e-5, atol=1e-6)
   one = crops[:, :1]
-  np.testing.assert_array_equal(st.concat_crops(jnp.asarray(one)), one[:, 0])
+  np.testing.assert_array_equal(edc.concat_crops(jnp.asarray(one)), one[:, 0])
   with pytest.raises(ConfigError, match='N=3'):
-    st.concat_crops(jnp.zeros((1, 3, 8, 8, 1)))
+    edc.concat_crops(jnp.zeros((1, 3, 8, 8, 1)))
 
 
 def test_bad_tap_kind_raises_config_error():

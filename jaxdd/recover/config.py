@@ -11,7 +11,7 @@ import numpy as np
 from jaxdd.errors import ConfigError
 from jaxdd.experts import is_int
 from jaxdd.objectives import spectral as sp
-from jaxdd.objectives import statistics as st
+from jaxdd.objectives import edc_losses as edc
 
 # The keys of ``jaxdd.recover.METHODS`` (checked there), known here so that the checks
 # do not import the methods.
@@ -44,7 +44,7 @@ class RecoverConfig(NamedTuple):
     ema: CFM's EMU: the synthetic statistics are the mean over finished batches and
       the current one (Eq. 19, ``--ema``).
     edc_alpha: weight of EDC's global term (0.5); edc_form: 'paper' or 'code'
-      (see ``statistics.edc_match_loss``).
+      (see ``edc_losses.edc_match_loss``).
     smoothing_momentum: EDC/G-VBSM statistic smoothing (0.8).
     patch_stats: EDC's 4×4-patch mean/var at conv inputs.
     flatness, flatness_tau, flatness_weight, flatness_direction, ema_alpha: EDC's
@@ -134,8 +134,8 @@ def check_recover_config(cfg: RecoverConfig) -> None:
   _check('curriculum', cfg.curriculum, CURRICULA)
   _check('kind', cfg.kind, sp.CFM_FILTERS)
   _check('cfm_signal', cfg.cfm_signal, sp.CFM_SIGNALS)
-  _check('edc_form', cfg.edc_form, st.EDC_FORMS)
-  _check('flatness_direction', cfg.flatness_direction, st.KL_DIRECTIONS)
+  _check('edc_form', cfg.edc_form, edc.EDC_FORMS)
+  _check('flatness_direction', cfg.flatness_direction, edc.KL_DIRECTIONS)
   for field in ('ipc', 'iterations', 'stats_batch_size'):
     v = getattr(cfg, field)
     _require(is_int(v) and v >= 1, field, v, 'int >= 1')

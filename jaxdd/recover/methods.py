@@ -18,6 +18,7 @@ from jaxdd import augment as dsa_ops
 from jaxdd import batch_augment as ba
 from jaxdd.models.utils import apply_model
 from jaxdd.objectives import spectral as sp
+from jaxdd.objectives import edc_losses as edc
 from jaxdd.objectives import statistics as st
 from jaxdd.recover.config import METHOD_NAMES, RecoverConfig
 
@@ -245,10 +246,10 @@ def _edc_loss(cfg, images, labels, teacher, targets, state, info, key):
       mean, var = st.batch_moments(sets[name])
       syn = {'global': {'mean': mean, 'var': var}}
       if cfg.edc_form == 'paper':
-        syn['class'] = st.class_moments(sets[name], labels, num_classes)
-      smoothed, layer_ema[name] = st.smooth_statistic(ema[name], syn, tstate['count'],
+        syn['class'] = edc.class_moments(sets[name], labels, num_classes)
+      smoothed, layer_ema[name] = edc.smooth_statistic(ema[name], syn, tstate['count'],
                                                       cfg.smoothing_momentum)
-      layer = layer + st.edc_match_loss(
+      layer = layer + edc.edc_match_loss(
           smoothed['global'], tgt[name]['global'], tgt[name]['class'], labels,
           alpha=cfg.edc_alpha, form=cfg.edc_form, syn_class_stats=smoothed.get('class'))
     match = match + (cfg.first_bn_multiplier if i == 0 else 1.0) * layer
@@ -259,10 +260,10 @@ def _edc_loss(cfg, images, labels, teacher, targets, state, info, key):
   if cfg.flatness:
     # Same augmentation for the EMA images (EDC's ApplyTransformToPair).
     ema_logits, _ = apply_model(model, variables, augment(key, shared['ema_images'], cfg))
-    flat = st.flatness_kl(logits, ema_logits, tau=cfg.flatness_tau,
+    flat = edc.flatness_kl(logits, ema_logits, tau=cfg.flatness_tau,
                           direction=cfg.flatness_direction)
     loss = loss + cfg.flatness_weight * flat
-    shared = {**shared, 'ema_images': st.ema_images(shared['ema_images'], images,
+    shared = {**shared, 'ema_images': edc.ema_images(shared['ema_images'], images,
                                                     cfg.ema_alpha)}
   tstate = {'ema': new_ema, 'count': tstate['count'] + 1}
   return loss, ((tstate, shared), {'ce': ce, 'match': match, 'flat': flat})
