@@ -5,7 +5,7 @@ variables pytree (numpy, leading teacher axis) under ``state/`` and ``meta.json`
 (config, data digests, per-teacher test accuracy). It is written to a temporary
 directory that is renamed into place, so an interrupted save leaves nothing behind.
 ``load_or_train_teachers`` keys a set by digests of the train data + model + config
-(``cache_key``), as ``jaxdd.experts`` does for expert trajectories, and trains, tests
+(``cache_key``), as ``jaxdd.expert_buffers`` does for expert trajectories, and trains, tests
 and stores it when no stored set matches. Every public name is re-exported by
 ``jaxdd.teachers``.
 """
@@ -25,7 +25,7 @@ from jaxdd import models as models_lib
 # patched ``jaxdd.teachers.train_teachers`` (tests) is the one that runs.
 from jaxdd import teachers as tch
 from jaxdd.errors import ConfigError, DataError
-from jaxdd.experts import digest, to_json
+from jaxdd.expert_buffers import digest, to_json
 
 _STATE_DIR = 'state'      # orbax checkpoint inside a stored set
 _META_FILE = 'meta.json'
