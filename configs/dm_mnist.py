@@ -20,7 +20,7 @@ batch 256 per class, real init, Siamese DSA, a fresh ConvNet-3 (width 128, insta
 norm) per iteration; evaluation 1000 epochs with DSA, lr 0.01.
 """
 
-from jaxdd.config_utils import base_config, parse_arg
+from jaxdd.config_utils import base_config, narrow_for_runlocal, parse_arg
 
 
 def get_config(arg=None):
@@ -39,4 +39,5 @@ def get_config(arg=None):
     c.objective.batch_real = 16
     c.eval.epochs = 10
     c.eval.seeds = 2
+    narrow_for_runlocal(c)
   return c

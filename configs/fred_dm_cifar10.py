@@ -21,7 +21,7 @@ smallest reported budget), or 1 with ``runlocal`` (16 instances per class).
 
 import ml_collections
 
-from jaxdd.config_utils import base_config, parse_arg
+from jaxdd.config_utils import base_config, narrow_for_runlocal, parse_arg
 
 
 def get_config(arg=None):
@@ -48,4 +48,5 @@ def get_config(arg=None):
     c.objective.batch_real = 16
     c.eval.epochs = 10
     c.eval.seeds = 2
+    narrow_for_runlocal(c)
   return c

@@ -26,7 +26,7 @@ The IPC argument defaults to 10 (as configs/dm_mnist.py), or 1 with ``runlocal``
 
 import ml_collections
 
-from jaxdd.config_utils import base_config, parse_arg
+from jaxdd.config_utils import base_config, narrow_for_runlocal, parse_arg
 
 
 def get_config(arg=None):
@@ -50,4 +50,5 @@ def get_config(arg=None):
     c.objective.batch_real = 16
     c.eval.epochs = 10
     c.eval.seeds = 2
+    narrow_for_runlocal(c)
   return c

@@ -109,6 +109,20 @@ def shrink_for_runlocal(c: ml_collections.ConfigDict, steps: int = 4
   c.log_every = 2
   c.eval.epochs = 10
   c.eval.seeds = 2
+  return narrow_for_runlocal(c)
+
+
+def narrow_for_runlocal(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Narrow networks for ``runlocal``: a width-16 ConvNet distils, ConvNet-W32 evaluates.
+
+  ``runlocal`` checks the wiring from data to results, not accuracy; the width-128
+  networks' evaluation alone took half of a run (2 CPU cores), and every test of a
+  config runs it. Other architectures and ConvNet variants keep their names.
+  """
+  if c.model.name == 'convnet' and c.model.get('width', 16) > 16:
+    c.model.width = 16
+  if c.eval.model == 'convnet':
+    c.eval.model = 'convnetw32'
   return c
 
 
@@ -227,6 +241,7 @@ def dc_config(*, data: str, ipc: int, dsa: bool, init: str, iterations: int,
     c.log_every = 1
     c.eval.epochs = 10
     c.eval.seeds = 2
+    narrow_for_runlocal(c)
   return c
 
 

@@ -255,9 +255,12 @@ def evaluate_synset(key, model, images, labels, x_test, y_test, *, num_seeds: in
   check_eval_config(cfg)
   if num_seeds <= 0:
     raise ConfigError(f'seeds must be a positive integer, got {num_seeds}')
-  images = jnp.asarray(images, jnp.float32)
+  # Through the host: a distilled set arrives laid out on the distillation's mesh, a
+  # random subset does not, and the two layouts would compile the protocol twice.
+  images = jnp.asarray(np.asarray(images), jnp.float32)
+  labels = np.asarray(labels)
   if num_classes is None:
-    labels_arr = np.asarray(labels)
+    labels_arr = labels
     num_classes = labels_arr.shape[1] if labels_arr.ndim == 2 else int(np.max(y_test)) + 1
   targets = as_targets(labels, num_classes)
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_seeds))

@@ -1,6 +1,19 @@
-"""Shared test helpers: tiny on-disk data sets and config loading."""
+"""Shared test helpers: tiny on-disk data sets and config loading.
+
+The session shares one persistent XLA compilation cache (a fresh directory per test
+session, inherited by the xdist workers and the launcher subprocesses through the
+environment): many config tests compile the same evaluation programs, and a hit loads
+in well under a second what takes 5-20 s to compile on 2 CPU cores. Fresh per session,
+so a local run is timed as CI's clean one.
+"""
 
 import os
+import tempfile
+
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:   # the controller; workers inherit it
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='jaxdd_test_xla_')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '1')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 import numpy as np
 import pytest
