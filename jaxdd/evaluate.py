@@ -260,8 +260,7 @@ def evaluate_synset(key, model, images, labels, x_test, y_test, *, num_seeds: in
   images = jnp.asarray(np.asarray(images), jnp.float32)
   labels = np.asarray(labels)
   if num_classes is None:
-    labels_arr = labels
-    num_classes = labels_arr.shape[1] if labels_arr.ndim == 2 else int(np.max(y_test)) + 1
+    num_classes = labels.shape[1] if labels.ndim == 2 else int(np.max(y_test)) + 1
   targets = as_targets(labels, num_classes)
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_seeds))
   accs, final_loss = _train_and_test(
