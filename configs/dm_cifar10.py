@@ -22,7 +22,7 @@ IPC >= 100), momentum 0.5, real batch 256 per class, real init, Siamese DSA, a f
 ConvNet-3 per iteration; evaluation 1000 epochs with DSA, lr 0.01.
 """
 
-from jaxdd.config_utils import base_config, narrow_for_runlocal, parse_arg
+from jaxdd.config_utils import base_config, shrink_for_runlocal, parse_arg
 
 
 def get_config(arg=None):
@@ -34,11 +34,6 @@ def get_config(arg=None):
   # on every backend (benchmarks/dm_step.py: 1.60 s vs 2.74 s for 'matmul' on 2 CPUs).
   c.model.conv_impl = 'xla'
   if arg.runlocal:
-    c.steps = 10
-    c.checkpoint_every = 5
-    c.log_every = 5
     c.objective.batch_real = 16
-    c.eval.epochs = 10
-    c.eval.seeds = 2
-    narrow_for_runlocal(c)
+    shrink_for_runlocal(c, steps=10, checkpoint_every=5, log_every=5)
   return c

@@ -11,7 +11,7 @@ random subset of the same size 87.97 ± 0.50 %, 1 min 39 s in all (300 steps: 89
 2000 steps: 90.27 %).
 """
 
-from jaxdd.config_utils import base_config, narrow_for_runlocal, parse_arg
+from jaxdd.config_utils import base_config, shrink_for_runlocal, parse_arg
 
 
 def get_config(arg=None):
@@ -28,10 +28,5 @@ def get_config(arg=None):
   c.eval.epochs = 300
   c.eval.seeds = 5
   if arg.runlocal:
-    c.steps = 20
-    c.checkpoint_every = 10
-    c.log_every = 5
-    c.eval.epochs = 20
-    c.eval.seeds = 2
-    narrow_for_runlocal(c)
+    shrink_for_runlocal(c, steps=20, checkpoint_every=10, log_every=5, eval_epochs=20)
   return c

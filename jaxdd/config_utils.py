@@ -101,13 +101,15 @@ def two_blocks_on_digits(c: ml_collections.ConfigDict) -> ml_collections.ConfigD
   return c
 
 
-def shrink_for_runlocal(c: ml_collections.ConfigDict, steps: int = 4
-                        ) -> ml_collections.ConfigDict:
-  """The ``runlocal`` sizes every config shares: a few steps, a 10-epoch, 2-seed eval."""
+def shrink_for_runlocal(c: ml_collections.ConfigDict, steps: int = 4, *,
+                        checkpoint_every: int = 2, log_every: int = 2,
+                        eval_epochs: int = 10) -> ml_collections.ConfigDict:
+  """The ``runlocal`` sizes every config shares: a few steps, a short 2-seed eval,
+  narrow networks (``narrow_for_runlocal``)."""
   c.steps = steps
-  c.checkpoint_every = 2
-  c.log_every = 2
-  c.eval.epochs = 10
+  c.checkpoint_every = checkpoint_every
+  c.log_every = log_every
+  c.eval.epochs = eval_epochs
   c.eval.seeds = 2
   return narrow_for_runlocal(c)
 
@@ -236,12 +238,8 @@ def dc_config(*, data: str, ipc: int, dsa: bool, init: str, iterations: int,
   # matmul convolution is ~100x faster on the CPU than XLA's (models/layers.py).
   if runlocal:
     c.objective.update(outer_loop=2, inner_loop=1, batch_real=16)
-    c.steps = 2                # one iteration: an inner epoch, then a fresh network
-    c.checkpoint_every = 2
-    c.log_every = 1
-    c.eval.epochs = 10
-    c.eval.seeds = 2
-    narrow_for_runlocal(c)
+    # steps=2: one iteration, an inner epoch, then a fresh network
+    shrink_for_runlocal(c, steps=2, log_every=1)
   return c
 
 
