@@ -3,7 +3,11 @@ sized for 2 CPU cores. IPC by argument.
 
     python -m jaxdd.launch --config=configs/cfm_digits.py:10
 
-jaxdd: not yet measured. The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
+jaxdd (IPC 10; README results table, 2 cores of an AMD EPYC): 97.47 ± 0.21 % (cosine
+curriculum), 97.75 ± 0.40 % (fixed β) vs the random subset under the same relabel
+97.58 ± 0.32 %: the relabel protocol saturates on digits.
+
+The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
 configs/cfm_cifar10.py's method settings, shortened (``sre.small_config``): teachers
 ConvNet-3 (width 64, batch norm) trained 30 epochs (SGD 0.1, cosine, crop padding 1, no
 flip); 300 recover iterations per batch of one image per class (the authors' 1000 /

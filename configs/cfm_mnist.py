@@ -3,7 +3,11 @@ r"""CFM (METHODS.md §2 UniDD / CFM) on MNIST, sized for 2 CPU cores. IPC by arg
     python -m jaxdd.launch --config=configs/cfm_mnist.py:10 \
         --config.data=npz:../shared/data/mnist.npz
 
-jaxdd: not yet measured. The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
+jaxdd (IPC 10; README results table, 2 cores of an AMD EPYC): 98.85 ± 0.07 % vs the
+random subset under the same relabel 98.95 ± 0.11 % (teacher 99.29 %): the relabel
+protocol saturates on MNIST.
+
+The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
 configs/cfm_cifar10.py's method settings, shortened (``sre.small_config``): teachers
 ConvNet-3 (width 64, batch norm) trained 3 epochs (SGD 0.1, cosine, crop padding 2, no
 flip); 300 recover iterations per batch of one image per class (the authors' 1000 /

@@ -3,7 +3,11 @@ sized for 2 CPU cores. IPC by argument.
 
     python -m jaxdd.launch --config=configs/edc_digits.py:10
 
-jaxdd: not yet measured. The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
+jaxdd (IPC 10; README results table, 2 cores of an AMD EPYC): 97.80 ± 0.17 % vs the
+random subset under the same relabel 97.97 ± 0.13 %: the relabel protocol saturates on
+digits.
+
+The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
 configs/edc_cifar10.py's method settings, shortened (``sre.small_config``): three
 teachers used in turn (ConvNet-3 width 64, ConvNet-2 width 64, ConvNet-3 width 32;
 batch norm), each trained 30 epochs (SGD 0.1, cosine, crop padding 1, no flip); the
