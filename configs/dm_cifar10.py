@@ -22,7 +22,7 @@ IPC >= 100), momentum 0.5, real batch 256 per class, real init, Siamese DSA, a f
 ConvNet-3 per iteration; evaluation 1000 epochs with DSA, lr 0.01.
 """
 
-from jaxdd.config_utils import base_config, shrink_for_runlocal, parse_arg
+from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
 
 
 def get_config(arg=None):

@@ -20,7 +20,7 @@ batch 256 per class, real init, Siamese DSA, a fresh ConvNet-3 (width 128, insta
 norm) per iteration; evaluation 1000 epochs with DSA, lr 0.01.
 """
 
-from jaxdd.config_utils import base_config, shrink_for_runlocal, parse_arg
+from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
 
 
 def get_config(arg=None):

@@ -21,7 +21,7 @@ smallest reported budget), or 1 with ``runlocal`` (16 instances per class).
 
 import ml_collections
 
-from jaxdd.config_utils import base_config, shrink_for_runlocal, parse_arg
+from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
 
 
 def get_config(arg=None):

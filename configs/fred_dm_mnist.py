@@ -26,7 +26,7 @@ The IPC argument defaults to 10 (as configs/dm_mnist.py), or 1 with ``runlocal``
 
 import ml_collections
 
-from jaxdd.config_utils import base_config, shrink_for_runlocal, parse_arg
+from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
 
 
 def get_config(arg=None):

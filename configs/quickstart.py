@@ -11,7 +11,7 @@ random subset of the same size 87.97 ± 0.50 %, 1 min 39 s in all (300 steps: 89
 2000 steps: 90.27 %).
 """
 
-from jaxdd.config_utils import base_config, shrink_for_runlocal, parse_arg
+from jaxdd.config_utils import base_config, parse_arg, shrink_for_runlocal
 
 
 def get_config(arg=None):

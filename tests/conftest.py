@@ -3,8 +3,8 @@
 The session shares one persistent XLA compilation cache (a fresh directory per test
 session, inherited by the xdist workers and the launcher subprocesses through the
 environment): many config tests compile the same evaluation programs, and a hit loads
-in 0.4-4 s what takes 7-20 s to compile on 2 CPU cores (measured on dm_mnist runlocal). Fresh per session,
-so a local run is timed as CI's clean one.
+in 0.4-4 s what takes 7-20 s to compile on 2 CPU cores (measured on dm_mnist runlocal).
+Fresh per session, so a local run is timed as CI's clean one.
 """
 
 import os
