@@ -28,7 +28,9 @@ jaxdd: not yet measured (a GPU run). Settings (paper §5.1 "Implementation Detai
     batch of 3000 (15 per class), flip_rotate on both sides.
   * ``steps``: 8k epochs of ⌈5994/3000⌉ = 2 meta-steps each (the paper's 8k epochs).
 Evaluation: jaxdd's protocol (SGD, 1000 epochs, DSA, cross-entropy against the patch
-label distributions); the authors train 8 nets with the inner Adam.
+label distributions); the authors train 8 nets with the inner Adam. Model selection by
+training-set accuracy as the authors' (``select``; configs/podd_cifar10.py): every 1000
+steps and at the last, on all 5994 training images.
 
 ``runlocal`` (the tests run it on ``tfds.testing.mock_data``): 200 patches, no ZCA, 2
 steps of a 2-of-4 unroll on 1 real image per class, narrow nets, a 2-epoch, 2-seed
@@ -54,6 +56,7 @@ def get_config(arg=None):
   ratbptt_update(c, batch_real=15, window=60, total_window=200, batch_syn=200,
                  dsa_strategy='flip_rotate', complete_random=False)
   c.eval.loss = 'ce'
+  c.select.every = 1000   # PoDD selects by training-set accuracy (docstring)
   if arg.runlocal:
     c.parameterization.patches = (20, 10)
     c.zca = 'none'   # its 3072x3072 eigendecomposition would dominate a CPU smoke run

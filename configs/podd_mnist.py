@@ -16,7 +16,8 @@ configs/ratbptt_mnist.py, shortened for 2 CPU cores: window 20 of a total 60 inn
 steps, redrawn every step, Adam 1e-3 inner and outer, outer gradients clipped at 2×
 the running norm, a real batch of 64 per class; no ZCA; DSA's 'crop_scale_rotate'
 (digits must not be flipped). Evaluation: jaxdd's protocol (SGD, 300 epochs here,
-cross-entropy against the patch label distributions).
+cross-entropy against the patch label distributions), on the poster selected by
+training-set accuracy (every 100 steps and at the last; configs/podd_cifar10.py).
 """
 
 import ml_collections
@@ -39,6 +40,7 @@ def get_config(arg=None):
   c.eval.epochs = 300
   c.eval.dsa_strategy = 'crop_scale_rotate'
   c.eval.loss = 'ce'
+  c.select.every = 100   # PoDD selects by training-set accuracy
   if arg.runlocal:
     c.objective.update(batch_real=8, window=2, total_window=4, batch_syn=8)
     c.model.width = 16

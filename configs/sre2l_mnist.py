@@ -7,7 +7,7 @@ jaxdd: not yet measured. The squeeze -> recover -> relabel pipeline (jaxdd/sre.p
 configs/sre2l_cifar10.py's method settings, shortened (``sre.small_config``): teachers
 ConvNet-3 (width 64, batch norm) trained 3 epochs (SGD 0.1, cosine, crop padding 2, no
 flip); 300 recover iterations per batch of one image per class (the authors' 1000 /
-75 for EDC), no flips, RRC area ≥ 0.5; relabel 300 epochs, batch 50,
+75 for EDC), roll jitter 2 px, no flips, RRC area ≥ 0.5; relabel 300 epochs, batch 50,
 ConvNet-3 students, 5 seeds, final-epoch accuracy; the random real subset is scored
 with the same relabel protocol.
 """

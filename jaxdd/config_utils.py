@@ -64,6 +64,11 @@ def base_config(*, data: str, ipc: int) -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict(
       dict(model='convnet', seeds=5, epochs=1000, batch_size=256, lr=0.01, dsa=True,
            loss='ce'))
+  # Model selection (PoDD selects on training-set accuracy): every ``every`` steps, and
+  # at the last, ``seeds`` networks train on the current set by the eval protocol and
+  # are scored on ``samples`` class-balanced training images; the best set is the
+  # output. 0 = off: the last step's set.
+  c.select = ml_collections.ConfigDict(dict(every=0, seeds=1, samples=10000))
   return c
 
 

@@ -174,6 +174,16 @@ def check_config(config) -> None:
     if name not in models_lib.MODEL_NAMES:
       raise ConfigError(f'{field} must be one of {", ".join(models_lib.MODEL_NAMES)}, '
                         f'got {name!r}')
+  select = config.get('select', None)
+  if select is not None:
+    every = select.get('every', 0)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+      raise ConfigError(f'select.every must be 0 (off) or a positive integer, '
+                        f'got {every!r}')
+    for field in ('seeds', 'samples'):
+      value = select.get(field, 1)
+      if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f'select.{field} must be a positive integer, got {value!r}')
   make_tx(config)
   eval_lib.check_eval_config(eval_config(config))
 
@@ -183,6 +193,50 @@ def eval_config(config) -> eval_lib.EvalConfig:
   e = config.eval
   return eval_lib.EvalConfig(**{field: e.get(field, default)
                                 for field, default in eval_lib.EvalConfig._field_defaults.items()})
+
+
+def protocol_for(config, syn) -> eval_lib.EvalConfig:
+  """The protocol that scores ``syn``: trajectory matching trains with its learned lr."""
+  cfg = eval_config(config)
+  if 'syn_lr' in syn.extras:
+    cfg = cfg._replace(lr=float(syn.extras['syn_lr']))
+  return cfg
+
+
+def make_selector(config, ds, param):
+  """``score(params) -> float`` for model selection, or None when ``select.every`` is 0.
+
+  PoDD selects its poster by training-set accuracy (METHODS.md §2 PoDD): the score is
+  the mean accuracy of ``select.seeds`` networks trained on the decoded set by the
+  evaluation protocol, on ``select.samples`` training images (a fixed random subset, or
+  all of them). The test split is never looked at. A learned lr (trajectory matching)
+  is static in the protocol, so each selection then compiles the protocol again.
+  """
+  select = config.get('select', None)
+  if select is None or not select.get('every', 0):
+    return None
+  n = len(ds.y_train)
+  order = np.random.default_rng(config.seed + 2).permutation(n)
+  keep = np.sort(order[:select.get('samples', 10000)])
+  x_sel, y_sel = ds.x_train[keep], ds.y_train[keep]
+  model = models_lib.get_model(config.eval.model, ds.num_classes,
+                               image_shape=tuple(ds.x_train.shape[1:]))
+  key = jax.random.key(config.seed + 2)
+
+  def score(params) -> float:
+    syn = param.decode(params['syn'])._replace(extras=params['extras'])
+    res = eval_lib.evaluate_synset(key, model, syn.images, syn.labels, x_sel, y_sel,
+                                   num_seeds=select.get('seeds', 1),
+                                   cfg=protocol_for(config, syn),
+                                   num_classes=ds.num_classes)
+    return res['accuracy_mean']
+
+  return score
+
+
+def _bundle(state, selected):
+  """What a checkpoint holds: the state, and the selected set when selection is on."""
+  return state if selected is None else {**state, 'selected': selected}
 
 
 # ----------------------------------------------------------------------------------
@@ -293,10 +347,21 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
       options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                            enable_async_checkpointing=False))
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  # ---- Model selection: the best set so far (a copy: the step donates its state).
+  selector = make_selector(config, ds, param)
+  select_every = config.select.every if selector is not None else 0
+  selected = None
+  if selector is not None:
+    selected = {'params': jax.tree_util.tree_map(jnp.copy, state['params']),
+                'accuracy': jnp.float32(-1.0), 'step': jnp.int32(0)}
   if ckpt.latest_step() is not None:
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
-    state = ckpt.restore(ckpt.latest_step(), args=ocp.args.StandardRestore(abstract))
-    state = jax.device_put(state, replicated)
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct,
+                                      _bundle(state, selected))
+    restored = ckpt.restore(ckpt.latest_step(), args=ocp.args.StandardRestore(abstract))
+    restored = jax.device_put(restored, replicated)
+    if selected is not None:
+      selected = restored.pop('selected')
+    state = restored
     if is_main:
       _truncate_metrics(metrics_path, int(state['step']))
       print(f'resumed from checkpoint at step {int(state["step"])}', flush=True)
@@ -318,10 +383,15 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
                 if last is not None else 'no checkpoint had been saved yet')
         raise NonFiniteLossError(
             f'non-finite {bad} ({metrics[bad]}) at step {done}; stopped, {kept}')
+      if select_every and (done % select_every == 0 or done == steps):
+        metrics['selection_accuracy'] = accuracy = selector(state['params'])
+        if accuracy > float(selected['accuracy']):
+          selected = {'params': jax.tree_util.tree_map(jnp.copy, state['params']),
+                      'accuracy': jnp.float32(accuracy), 'step': jnp.int32(done)}
       mlog.write(json.dumps({'step': done, **metrics}) + '\n')
       if done % config.checkpoint_every == 0 or done == steps:
         mlog.flush()
-        ckpt.save(done, args=ocp.args.StandardSave(state))
+        ckpt.save(done, args=ocp.args.StandardSave(_bundle(state, selected)))
       if not is_main:
         continue
       now = time.time()
@@ -341,16 +411,24 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
   ckpt.close()
   distill_seconds = time.time() - t_loop
 
-  # ---- Outputs.
-  syn = param.decode(state['params']['syn'])._replace(extras=state['params']['extras'])
-  budget = param.budget(state['params']['syn'])
+  # ---- Outputs: the last step's set, or the selected one.
+  params = state['params'] if selected is None else selected['params']
+  syn = param.decode(params['syn'])._replace(extras=params['extras'])
+  budget = param.budget(params['syn'])
   results = {'data': config.data, 'ipc': config.ipc, 'budget_floats': int(budget.floats),
              'budget_ipc': float(budget.ipc), 'budget_detail': budget.detail,
              'steps': steps, 'objective': config.objective.name,
              'parameterization': config.parameterization.name,
              'distill_seconds': round(distill_seconds, 2)}
+  if selected is not None:
+    results.update(selected_step=int(selected['step']),
+                   selection_accuracy=float(selected['accuracy']),
+                   select=config.select.to_dict())
+    if is_main:
+      print(f'selected the set of step {int(selected["step"])} (training-set accuracy '
+            f'{100 * float(selected["accuracy"]):.2f} %)', flush=True)
   if is_main:
-    export_distilled(workdir, config, ds, syn, state['params'], results)
+    export_distilled(workdir, config, ds, syn, params, results)
   if evaluate:
     results.update(evaluate_distilled(config, ds, syn))
   results['seconds'] = round(time.time() - t_start, 2)
@@ -404,9 +482,7 @@ def export_distilled(workdir, config, ds, syn, params, results) -> None:
 def evaluate_distilled(config, ds, syn) -> dict:
   """The evaluation protocol on the distilled set and on a random real subset."""
   base_cfg = eval_config(config)._replace(loss='ce')   # real images, hard labels
-  cfg = eval_config(config)
-  if 'syn_lr' in syn.extras:   # trajectory matching evaluates with the learned lr
-    cfg = cfg._replace(lr=float(syn.extras['syn_lr']))
+  cfg = protocol_for(config, syn)
   model = models_lib.get_model(config.eval.model, ds.num_classes,
                                image_shape=tuple(ds.x_train.shape[1:]))
   key = jax.random.key(config.seed + 1)

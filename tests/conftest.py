@@ -51,6 +51,31 @@ def tiny_npz(tmp_path):
   return 'npz:' + write_npz(tmp_path / 'tiny.npz')
 
 
+def interrupt_and_resume(monkeypatch, config, workdir: str, fail_at_call: int = 5):
+  """Runs ``config`` in ``workdir`` with a KeyboardInterrupt in place of its
+  ``fail_at_call``-th step (the steps before it ran, their checkpoints are kept), then
+  runs it again to the end, resuming; returns the second run's results."""
+  import jaxdd.distill as distill   # pylint: disable=g-import-not-at-top (jax stays lazy)
+  real_setup = distill.setup
+
+  def interrupted_setup(cfg):
+    run = real_setup(cfg)
+    calls = {'n': 0}
+
+    def step_fn(*args):
+      calls['n'] += 1
+      if calls['n'] == fail_at_call:
+        raise KeyboardInterrupt
+      return run.step_fn(*args)
+    return run._replace(step_fn=step_fn)
+
+  monkeypatch.setattr(distill, 'setup', interrupted_setup)
+  with pytest.raises(KeyboardInterrupt):
+    distill.train_and_evaluate(config, workdir, evaluate=False)
+  monkeypatch.setattr(distill, 'setup', real_setup)
+  return distill.train_and_evaluate(config, workdir, evaluate=False)
+
+
 def prototype_data(k, shape, n_per_class=4, seed=0):
   """``k`` classes of Gaussian noise (std 0.5) around random prototypes: float32 x, int y."""
   rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ from jaxdd import distill, models
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import RealBatch, SynData
 from jaxdd.objectives.dc import dc_loops, gradient_distance, make_dc
-from conftest import load_config
+from conftest import interrupt_and_resume, load_config
 
 SHAPE = (8, 8, 1)
 
@@ -345,24 +345,7 @@ def test_train_and_evaluate_with_dc_resumes_identically(tmp_path, monkeypatch):
 
   # Interrupted after the checkpoint at step 3, which holds a network trained in the
   # middle of an iteration: the resumed run must restore it to end identically.
-  real_setup = distill.setup
-
-  def interrupted_setup(cfg):
-    run = real_setup(cfg)
-    calls = {'n': 0}
-
-    def step_fn(*args):
-      calls['n'] += 1
-      if calls['n'] == 5:
-        raise KeyboardInterrupt
-      return run.step_fn(*args)
-    return run._replace(step_fn=step_fn)
-
-  monkeypatch.setattr(distill, 'setup', interrupted_setup)
-  with pytest.raises(KeyboardInterrupt):
-    distill.train_and_evaluate(config, str(tmp_path / 'b'), evaluate=False)
-  monkeypatch.setattr(distill, 'setup', real_setup)
-  distill.train_and_evaluate(config, str(tmp_path / 'b'), evaluate=False)
+  interrupt_and_resume(monkeypatch, config, str(tmp_path / 'b'))
   with np.load(tmp_path / 'a' / 'distilled.npz') as a, \
        np.load(tmp_path / 'b' / 'distilled.npz') as b:
     np.testing.assert_array_equal(a['images'], b['images'])

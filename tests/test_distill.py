@@ -14,7 +14,7 @@ import pytest
 from jaxdd import distill, registry
 from jaxdd.errors import ConfigError, DataError
 from jaxdd.interfaces import Objective
-from conftest import REPO, load_config
+from conftest import REPO, interrupt_and_resume, load_config
 
 
 def _small(config, data, **overrides):
@@ -68,25 +68,8 @@ def test_outputs_of_a_run(tiny_npz, tmp_path):
 def test_resume_after_interruption_gives_identical_images(tiny_npz, tmp_path, monkeypatch):
   config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2, steps=8)
   distill.train_and_evaluate(config, str(tmp_path / 'a'), evaluate=False)
-
-  real_setup = distill.setup
-
-  def interrupted_setup(cfg):
-    run = real_setup(cfg)
-    calls = {'n': 0}
-
-    def step_fn(*args):
-      calls['n'] += 1
-      if calls['n'] == 5:          # after the checkpoint at step 3, before the one at 6
-        raise KeyboardInterrupt
-      return run.step_fn(*args)
-    return run._replace(step_fn=step_fn)
-
-  monkeypatch.setattr(distill, 'setup', interrupted_setup)
-  with pytest.raises(KeyboardInterrupt):
-    distill.train_and_evaluate(config, str(tmp_path / 'b'), evaluate=False)
-  monkeypatch.setattr(distill, 'setup', real_setup)
-  distill.train_and_evaluate(config, str(tmp_path / 'b'), evaluate=False)
+  # Stopped at step 5: after the checkpoint at step 3, before the one at 6.
+  interrupt_and_resume(monkeypatch, config, str(tmp_path / 'b'))
 
   with np.load(tmp_path / 'a' / 'distilled.npz') as a, \
        np.load(tmp_path / 'b' / 'distilled.npz') as b:
@@ -292,3 +275,64 @@ def test_slow_steps_print_progress_whatever_log_every_says(tiny_npz, tmp_path, m
   distill.train_and_evaluate(config, str(tmp_path / 'w2'), evaluate=False)
   lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith('step ')]
   assert [l.split()[1] for l in lines] == ['1/6', '6/6']
+
+
+def test_model_selection_keeps_the_best_scored_set_and_survives_resume(
+    tiny_npz, tmp_path, monkeypatch):
+  def small(steps, **overrides):
+    return _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2, steps=steps,
+                  **overrides)
+
+  def images(workdir):
+    with np.load(tmp_path / workdir / 'distilled.npz') as f:
+      return f['images']
+
+  # A score whose maximum is the set of step 4, in the middle of the run (2, 4, 6):
+  # minus the distance of the images' mean from the mean at step 4 of a plain run.
+  distill.train_and_evaluate(small(4), str(tmp_path / 'plain4'), evaluate=False)
+  mean4 = float(images('plain4').mean())
+
+  def make_selector(config, ds, param):
+    del config, ds
+    return lambda params: -abs(float(param.decode(params['syn']).images.mean()) - mean4)
+
+  monkeypatch.setattr(distill, 'make_selector', make_selector)
+  config = small(6, **{'select.every': 2})
+  res = distill.train_and_evaluate(config, str(tmp_path / 'a'), evaluate=False)
+  lines = [json.loads(l) for l in (tmp_path / 'a' / 'metrics.jsonl').read_text().splitlines()]
+  scored = {l['step']: l['selection_accuracy'] for l in lines if 'selection_accuracy' in l}
+  assert sorted(scored) == [2, 4, 6] and max(scored, key=scored.get) == 4
+  assert scored[4] > max(scored[2], scored[6])
+  assert res['selected_step'] == 4 and res['selection_accuracy'] == pytest.approx(scored[4])
+  np.testing.assert_array_equal(images('a'), images('plain4'))
+
+  # Interrupted after the checkpoint at step 3 and resumed: the same choice and set.
+  resumed = interrupt_and_resume(monkeypatch, config, str(tmp_path / 'b'))
+  assert resumed['selected_step'] == 4
+  np.testing.assert_array_equal(images('b'), images('plain4'))
+
+
+def test_the_selection_score_is_the_protocol_accuracy_on_training_images(tiny_npz,
+                                                                          tmp_path):
+  config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2, steps=2,
+                  **{'select.every': 2, 'select.samples': 100, 'eval.epochs': 20})
+  res = distill.train_and_evaluate(config, str(tmp_path / 'w'), evaluate=False)
+  with np.load(tmp_path / 'w' / 'distilled.npz') as f:
+    images, labels = f['images'], f['labels']
+  ds = distill.load_data(config)   # 60 training images, all of them < 100 samples
+  model = distill.models_lib.get_model(config.eval.model, ds.num_classes,
+                                       image_shape=ds.x_train.shape[1:])
+  again = distill.eval_lib.evaluate_synset(
+      jax.random.key(config.seed + 2), model, images, labels, ds.x_train, ds.y_train,
+      num_seeds=1, cfg=distill.eval_config(config), num_classes=ds.num_classes)
+  assert res['selected_step'] == 2
+  assert res['selection_accuracy'] == pytest.approx(again['accuracy_mean'])
+  assert 0.4 < again['accuracy_mean'] <= 1   # a trained network, above chance (1/3)
+
+
+def test_select_fields_are_checked_before_compiling(tiny_npz):
+  for field, bad in (('every', -1), ('seeds', 0), ('samples', 0)):
+    config = _small(load_config('quickstart', 'runlocal'), tiny_npz, ipc=2,
+                    **{f'select.{field}': bad})
+    with pytest.raises(ConfigError, match=f'select.{field}'):
+      distill.check_config(config)
