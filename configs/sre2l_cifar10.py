@@ -17,8 +17,9 @@ final-epoch accuracy.
 
 ``:ipc=10,cpu`` is the CPU-sized setting of ``sre.small_config`` on CIFAR-10 (ConvNet-3
 w64 batch-norm teacher trained 10 epochs with crops (pad 4) and flips, 300 recover
-iterations per batch, 300 relabel epochs at batch 50, ConvNet-3 students); the random real subset is scored
-with the same relabel.
+iterations per batch, 300 relabel epochs at batch 50, ConvNet-3 students); the random
+real subset is scored with the same relabel. jaxdd, 2 CPU cores, ``:ipc=10,cpu``:
+33.93 ± 1.01 % vs the random subset 50.74 ± 0.91 % (teacher 78.91 %; 39 min).
 """
 
 from jaxdd.config_utils import parse_arg

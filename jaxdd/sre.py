@@ -172,8 +172,15 @@ def run(config, workdir: str, *, evaluate: bool = True, log=print) -> dict:
     seeds = config.relabel.get('seeds', 5)
     key = jax.random.key(config.seed + 1)
     t0 = time.time()
+    # Each set's students train in one compiled program, silent until it ends: say what
+    # runs, and time the first so that the second (the same shapes) has an ETA.
+    log(f'relabel: {seeds} students x {lcfg.epochs} epochs on the distilled set '
+        f'({images.shape[0]} images), then the same on a random real subset')
     res = relabel.evaluate_relabel(key, student, teacher_fn, images, labels, ds.x_test,
                                    ds.y_test, seeds, lcfg)
+    first = time.time() - t0
+    log(f'relabel: distilled set done in {first:.0f} s; random subset next, ETA '
+        f'{first:.0f} s')
     real_x, real_y = eval_lib.random_subset(config.seed, ds, int(config.ipc))
     base = relabel.evaluate_relabel(key, student, teacher_fn, real_x, real_y, ds.x_test,
                                     ds.y_test, seeds, lcfg)
