@@ -66,8 +66,8 @@ def base_config(*, data: str, ipc: int) -> ml_collections.ConfigDict:
            loss='ce'))
   # Model selection (PoDD selects on training-set accuracy): every ``every`` steps, and
   # at the last, ``seeds`` networks train on the current set by the eval protocol and
-  # are scored on ``samples`` class-balanced training images; the best set is the
-  # output. 0 = off: the last step's set.
+  # are scored on ``samples`` training images (a fixed random subset, or all of them);
+  # the best set is the output. 0 = off: the last step's set.
   c.select = ml_collections.ConfigDict(dict(every=0, seeds=1, samples=10000))
   return c
 

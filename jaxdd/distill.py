@@ -30,6 +30,7 @@ from jaxdd import models as models_lib
 from jaxdd import registry
 from jaxdd import sharding as sharding_lib
 from jaxdd.errors import ConfigError
+from jaxdd.experts import is_int
 from jaxdd.interfaces import RealBatch
 from jaxdd.outputs import save_grid_png, write_json
 
@@ -174,16 +175,14 @@ def check_config(config) -> None:
     if name not in models_lib.MODEL_NAMES:
       raise ConfigError(f'{field} must be one of {", ".join(models_lib.MODEL_NAMES)}, '
                         f'got {name!r}')
-  select = config.get('select', None)
-  if select is not None:
-    every = select.get('every', 0)
-    if not isinstance(every, int) or isinstance(every, bool) or every < 0:
-      raise ConfigError(f'select.every must be 0 (off) or a positive integer, '
-                        f'got {every!r}')
-    for field in ('seeds', 'samples'):
-      value = select.get(field, 1)
-      if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f'select.{field} must be a positive integer, got {value!r}')
+  select = select_settings(config)
+  if not is_int(select['every']) or select['every'] < 0:
+    raise ConfigError(f'select.every must be 0 (off) or a positive integer, '
+                      f'got {select["every"]!r}')
+  for field in ('seeds', 'samples'):
+    if not is_int(select[field]) or select[field] <= 0:
+      raise ConfigError(f'select.{field} must be a positive integer, '
+                        f'got {select[field]!r}')
   make_tx(config)
   eval_lib.check_eval_config(eval_config(config))
 
@@ -203,6 +202,16 @@ def protocol_for(config, syn) -> eval_lib.EvalConfig:
   return cfg
 
 
+# ``config.select`` (config_utils.base_config); a config without it selects nothing.
+SELECT_DEFAULTS = {'every': 0, 'seeds': 1, 'samples': 10000}
+
+
+def select_settings(config) -> dict:
+  """``config.select`` with SELECT_DEFAULTS for the fields it leaves out."""
+  select = config.get('select', None)
+  return {**SELECT_DEFAULTS, **(select.to_dict() if select is not None else {})}
+
+
 def make_selector(config, ds, param):
   """``score(params) -> float`` for model selection, or None when ``select.every`` is 0.
 
@@ -212,12 +221,12 @@ def make_selector(config, ds, param):
   all of them). The test split is never looked at. A learned lr (trajectory matching)
   is static in the protocol, so each selection then compiles the protocol again.
   """
-  select = config.get('select', None)
-  if select is None or not select.get('every', 0):
+  select = select_settings(config)
+  if not select['every']:
     return None
   n = len(ds.y_train)
   order = np.random.default_rng(config.seed + 2).permutation(n)
-  keep = np.sort(order[:select.get('samples', 10000)])
+  keep = np.sort(order[:select['samples']])
   x_sel, y_sel = ds.x_train[keep], ds.y_train[keep]
   model = models_lib.get_model(config.eval.model, ds.num_classes,
                                image_shape=tuple(ds.x_train.shape[1:]))
@@ -226,7 +235,7 @@ def make_selector(config, ds, param):
   def score(params) -> float:
     syn = param.decode(params['syn'])._replace(extras=params['extras'])
     res = eval_lib.evaluate_synset(key, model, syn.images, syn.labels, x_sel, y_sel,
-                                   num_seeds=select.get('seeds', 1),
+                                   num_seeds=select['seeds'],
                                    cfg=protocol_for(config, syn),
                                    num_classes=ds.num_classes)
     return res['accuracy_mean']
@@ -349,7 +358,7 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
   # ---- Model selection: the best set so far (a copy: the step donates its state).
   selector = make_selector(config, ds, param)
-  select_every = config.select.every if selector is not None else 0
+  select_every = select_settings(config)['every'] if selector is not None else 0
   selected = None
   if selector is not None:
     selected = {'params': jax.tree_util.tree_map(jnp.copy, state['params']),
@@ -423,7 +432,7 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
   if selected is not None:
     results.update(selected_step=int(selected['step']),
                    selection_accuracy=float(selected['accuracy']),
-                   select=config.select.to_dict())
+                   select=select_settings(config))
     if is_main:
       print(f'selected the set of step {int(selected["step"])} (training-set accuracy '
             f'{100 * float(selected["accuracy"]):.2f} %)', flush=True)

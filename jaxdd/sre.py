@@ -291,8 +291,8 @@ def small_config(method: str, data: str, ipc: int, runlocal: bool, iterations: i
   on CIFAR-10, crops and the recover roll jitter sized for small images (RRC area
   ≥ 0.5; jitter = the crop padding: 4 px on 32x32 as the authors', 1 on 8x8), relabel
   batch 50, the final epoch's accuracy; EDC's multistep milestones and weight-EMA start
-  scaled to ``epochs`` and three teachers used in turn (ConvNet-3, ConvNet-2, ConvNet-3 at half
-  width)."""
+  scaled to ``epochs`` and three teachers used in turn (ConvNet-3, ConvNet-2, ConvNet-3
+  at half width)."""
   if data not in SMALL_DATA:
     raise ConfigError(f'sre.small_config: data must be one of {", ".join(SMALL_DATA)}, '
                       f'got {data!r}')
@@ -310,8 +310,10 @@ def small_config(method: str, data: str, ipc: int, runlocal: bool, iterations: i
     relabel_overrides.update(milestones=tuple(int(epochs * f) for f in (0.8, 0.9, 0.95)),
                              ema_start_epoch=int(epochs * 0.8))
   recover_overrides = dict(iterations=iterations, flip=flip)
-  if method != 'edc':   # the authors' roll of up to 4 px on 32x32, scaled as the crops
-    recover_overrides['jitter'] = pad   # are (4 on CIFAR-10, 2 on MNIST, 1 on 8x8 digits)
+  # SRe2L's and CFM's roll of up to 4 px on 32x32, scaled as the crop padding is: 4 on
+  # CIFAR-10, 2 on MNIST, 1 on 8x8 digits (EDC does not roll).
+  if method != 'edc':
+    recover_overrides['jitter'] = pad
   if method != 'sre2l':
     recover_overrides.update(crop_scale=(0.5, 1.0))
   c = sre_config(data=data, ipc=ipc, method=method, teacher_sets=sets,
