@@ -160,11 +160,12 @@ def test_dc_loss_matches_a_slow_per_class_computation_with_soft_labels():
 def test_dc_gradient_reaches_only_the_synthetic_images_and_matches_fd():
   obj, ctx, state, real, syn = _setup(k=2, n=3, ipc=2, seed=1)
 
+  @jax.jit   # one compile per dtype; op by op, the second-order gradient took ~25 s
   def f(s, r, st):
     return obj.loss(syn._replace(images=s), real._replace(images=r), jax.random.key(0),
                     ctx, 0, st)[0]
 
-  g_syn, g_real = jax.grad(f, argnums=(0, 1))(syn.images, real.images, state)
+  g_syn, g_real = jax.jit(jax.grad(f, argnums=(0, 1)))(syn.images, real.images, state)
   assert float(jnp.abs(g_real).max()) == 0.0          # real gradients are constants
   assert np.isfinite(np.asarray(g_syn)).all() and float(jnp.abs(g_syn).max()) > 0
   with jax.enable_x64(True):
@@ -174,7 +175,7 @@ def test_dc_gradient_reaches_only_the_synthetic_images_and_matches_fd():
     eps = 1e-5
     fd = (f(s64 + eps * direction, r64, st64) - f(s64 - eps * direction, r64, st64)) / (
         2 * eps)
-    analytic = jnp.vdot(jax.grad(f)(s64, r64, st64), direction)
+    analytic = jnp.vdot(jax.jit(jax.grad(f))(s64, r64, st64), direction)
     np.testing.assert_allclose(float(analytic), float(fd), rtol=1e-5)
     np.testing.assert_allclose(float(jnp.vdot(g_syn, direction)), float(fd), rtol=1e-3)
 
