@@ -5,8 +5,9 @@ Paper (as reported by EDC, Table 1; ResNet-18): 27.2 % (IPC 10), 47.5 % (IPC 50)
     python -m jaxdd.launch --config=configs/sre2l_cifar10.py:10 \
         --config.data=npz:$HOME/.cache/jaxdd/cifar10.npz
 
-jaxdd: not measured on CIFAR-10 (a GPU run). The squeeze -> recover -> relabel pipeline
-(jaxdd/sre.py). Squeeze: a ResNet-18 (CIFAR stem, batch norm) trained 200 epochs with
+jaxdd: the paper's settings not measured (a GPU run); the CPU-sized setting's reading is
+in the last paragraph. The squeeze -> recover -> relabel pipeline (jaxdd/sre.py).
+Squeeze: a ResNet-18 (CIFAR stem, batch norm) trained 200 epochs with
 SGD 0.1, momentum 0.9, weight decay 5e-4, batch 128, cosine, random crop (pad 4) and
 flip (CFM's Table 2 recipe for CIFAR; cached in ~/.cache/jaxdd/teachers). Recover
 (VILA-Lab/SRe2L small_dataset): noise init, Adam 0.25 β (0.5, 0.9), cosine, 1000
