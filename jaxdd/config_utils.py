@@ -57,8 +57,11 @@ def base_config(*, data: str, ipc: int) -> ml_collections.ConfigDict:
            conv_impl='auto'))
   c.parameterization = ml_collections.ConfigDict(
       dict(name='pixels', init='real', learn_labels=False))
+  # param_mask/mask_ratio: PAD's selection of the deeper layers' embeddings (DM and DC;
+  # objectives/selection.py); off by default.
   c.objective = ml_collections.ConfigDict(
-      dict(name='dm', batch_real=256, dsa=True, dsa_strategy=augment.DEFAULT_STRATEGY))
+      dict(name='dm', batch_real=256, dsa=True, dsa_strategy=augment.DEFAULT_STRATEGY,
+           param_mask='none', mask_ratio=0.0))
   c.optim = ml_collections.ConfigDict()
   c.optim.images = ml_collections.ConfigDict(dict(name='sgd', lr=1.0, momentum=0.5))
   c.eval = ml_collections.ConfigDict(
@@ -69,6 +72,10 @@ def base_config(*, data: str, ipc: int) -> ml_collections.ConfigDict:
   # are scored on ``samples`` training images (a fixed random subset, or all of them);
   # the best set is the output. 0 = off: the last step's set.
   c.select = ml_collections.ConfigDict(dict(every=0, seeds=1, samples=10000))
+  # PAD's filtered real pool (data/real_filter.py): drop none | hard | easy, the ``ratio``
+  # of each class by EL2N difficulty; off by default.
+  c.real_filter = ml_collections.ConfigDict(dict(
+      drop='none', ratio=0.0, el2n_nets=3, el2n_epochs=2, cache_dir=''))
   return c
 
 
@@ -210,6 +217,33 @@ def frepo_update(c: ml_collections.ConfigDict, *, batch_real: int, steps: int
   return c
 
 
+# PAD's appendix on CIFAR-10 (Tables 6 and 7), the best ratio of each row: FIEX removes
+# (drop, ratio) of each class's real images, FIEM masks the shallowest mask_ratio.
+# Keys: the paper's IPC rows 1, 10, 500; other IPCs take the row of their regime.
+PAD_FIEX = {'dm': {1: ('hard', 0.5), 10: ('hard', 0.2), 500: ('easy', 0.15)},
+            'dc': {1: ('hard', 0.2), 10: ('hard', 0.25), 500: ('easy', 0.1)}}
+PAD_FIEM = {'dm': {1: 0.0, 10: 0.25, 500: 0.75}, 'dc': {1: 0.0, 10: 0.25, 500: 0.75}}
+
+
+def pad_alignment(c: ml_collections.ConfigDict, *, table: str, fiex: bool = True,
+                  fiem: bool = True, runlocal: bool = False) -> ml_collections.ConfigDict:
+  """PAD's filtering of information extraction (``real_filter``) and embedding
+  (``objective.param_mask``) on a DM or DC config (``table`` 'dm' or 'dc'), at the
+  ratios of ``PAD_FIEX``/``PAD_FIEM`` for ``c.ipc`` (the row 1 for IPC 1, 10 below
+  IPC 100, 500 from 100 on; the paper does not report other IPCs)."""
+  row = 1 if c.ipc <= 1 else (10 if c.ipc < 100 else 500)
+  if fiex:
+    drop, ratio = PAD_FIEX[table][row]
+    c.real_filter.update(drop=drop, ratio=ratio)
+  if fiem and PAD_FIEM[table][row] > 0:
+    c.objective.update(param_mask='depth', mask_ratio=PAD_FIEM[table][row])
+  if runlocal:   # one network, one epoch, scores kept apart from real runs' cache
+    import tempfile  # pylint: disable=g-import-not-at-top
+    c.real_filter.update(el2n_nets=1, el2n_epochs=1, cache_dir=os.path.join(
+        tempfile.gettempdir(), 'jaxdd_runlocal_difficulty'))
+  return c
+
+
 def dc_config(*, data: str, ipc: int, dsa: bool, init: str, iterations: int,
               eval_dsa: bool, eval_epochs: int, eval_dsa_strategy: str | None = None,
               outer_loop: int = 0, inner_loop: int = 0, loops: dict | None = None,
@@ -229,7 +263,7 @@ def dc_config(*, data: str, ipc: int, dsa: bool, init: str, iterations: int,
   c.objective = ml_collections.ConfigDict(dict(
       name='dc', dsa=dsa, dsa_strategy=augment.DEFAULT_STRATEGY, batch_real=256,
       outer_loop=outer_loop, inner_loop=inner_loop, lr_net=0.01, batch_train=256,
-      bn_per_class=16))
+      bn_per_class=16, param_mask='none', mask_ratio=0.0))
   c.optim.images = ml_collections.ConfigDict(dict(name='sgd', lr=0.1, momentum=0.5))
   c.steps = iterations * outer_loop
   c.checkpoint_every = 50 * outer_loop      # every 50 iterations

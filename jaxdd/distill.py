@@ -29,6 +29,7 @@ from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
 from jaxdd import registry
 from jaxdd import sharding as sharding_lib
+from jaxdd.data import real_filter
 from jaxdd.errors import ConfigError
 from jaxdd.experts import is_int
 from jaxdd.interfaces import RealBatch
@@ -183,6 +184,7 @@ def check_config(config) -> None:
     if not is_int(select[field]) or select[field] <= 0:
       raise ConfigError(f'select.{field} must be a positive integer, '
                         f'got {select[field]!r}')
+  real_filter.settings(config)
   make_tx(config)
   eval_lib.check_eval_config(eval_config(config))
 
@@ -305,6 +307,14 @@ def setup(config) -> Setup:
   # ---- Data: loaded and validated on the host, then placed on the device once.
   ds = load_data(config)
   data_lib.check_ipc(ds, math.ceil(config.ipc))
+  # The images the objective's real batches and the real init come from: the whole
+  # training set, or PAD's difficulty-filtered pool (real_filter). Evaluation, the
+  # random-subset baseline and model selection keep ``ds``.
+  keep = real_filter.real_pool(ds, config)
+  pool = ds if keep is None else ds._replace(x_train=ds.x_train[keep],
+                                             y_train=ds.y_train[keep])
+  if keep is not None:
+    data_lib.check_ipc(pool, math.ceil(config.ipc))
   image_shape = tuple(ds.x_train.shape[1:])
   mesh = sharding_lib.make_mesh()
   sharding_lib.check_divisible(config.objective.batch_real, mesh, 'objective.batch_real')
@@ -320,18 +330,19 @@ def setup(config) -> Setup:
   state_key = jax.random.fold_in(init_key, 1)
   if objective.init_filter is None:
     sample_real = lambda m: data_lib.select_real_init(
-        config.seed, ds.x_train, ds.y_train, ds.num_classes, m)
+        config.seed, pool.x_train, pool.y_train, ds.num_classes, m)
   else:   # e.g. DATM: only images the experts classify correctly, with their logits
     keep_fn = lambda x, y: objective.init_filter(ctx, x, y)   # jitted by the objective
     sample_real = lambda m: data_lib.select_real_init_filtered(
-        config.seed, ds.x_train, ds.y_train, ds.num_classes, m, keep_fn)
+        config.seed, pool.x_train, pool.y_train, ds.num_classes, m, keep_fn)
   syn_params = param.init(init_key, sample_real)
   params = {'syn': syn_params, 'extras': objective.init_extras(ctx, config)}
   state = {'params': params, 'opt_state': tx.init(params),
            'objective': objective.init_state(state_key, ctx), 'step': jnp.int32(0)}
   state = jax.device_put(state, replicated)
-  x_train = jax.device_put(jnp.asarray(ds.x_train), replicated)
-  index = jax.device_put(data_lib.build_class_index(ds.y_train, ds.num_classes), replicated)
+  x_train = jax.device_put(jnp.asarray(pool.x_train), replicated)
+  index = jax.device_put(data_lib.build_class_index(pool.y_train, ds.num_classes),
+                         replicated)
   step_fn = jax.jit(make_step(param, objective, ctx, tx, config.objective.batch_real, mesh),
                     donate_argnums=(0,))
   return Setup(ds, param, objective, ctx, state, step_fn, base_key, x_train, index, mesh)

@@ -27,6 +27,7 @@ from jaxdd.models.classic import VGG11
 from jaxdd.models.convnet import ConvNet
 from jaxdd.models.resnet import ResNet18
 from jaxdd.models.utils import apply_model
+from jaxdd.models.utils import depth_mask
 from jaxdd.models.utils import flatten_params
 from jaxdd.models.utils import has_batch_norm
 from jaxdd.models.utils import init_model
@@ -186,6 +187,6 @@ def from_config(model_config, num_classes: int, image_shape) -> nn.Module:
 
 __all__ = [
     'MODEL_NAMES', 'get_model', 'from_config', 'init_model', 'apply_model', 'has_batch_norm',
-    'flatten_params', 'param_spec', 'ConvNet', 'MLP', 'LeNet', 'AlexNet', 'VGG11',
+    'depth_mask', 'flatten_params', 'param_spec', 'ConvNet', 'MLP', 'LeNet', 'AlexNet', 'VGG11',
     'ResNet18', 'ConfigError',
 ]

@@ -28,6 +28,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Keys not listed have rank 0.
 _KEY_RANK = {'stem': -1, 'classifier': 1, 'kernel': 0, 'scale': 0, 'bias': 1}
@@ -102,6 +103,28 @@ def flatten_params(params: Mapping) -> tuple[jax.Array, Callable[[jax.Array], di
     return out
 
   return vec, unflatten
+
+
+def depth_mask(params: Mapping, ratio: float) -> dict:
+  """PAD's parameter selection as a 0/1 pytree shaped like ``params``.
+
+  0 on the first ⌊ratio·P⌋ entries of ``flatten_params``' depth-ordered vector (the
+  shallow layers; PAD Eq. 4, the same count as trajectory matching's ``mask_weights``),
+  1 elsewhere. Built from the shapes alone (numpy constants), so ``params`` may be
+  abstract (``jax.ShapeDtypeStruct`` leaves, or tracers).
+  """
+  spec = param_spec(params)
+  total = sum(math.prod(shape) for _, shape, _ in spec)
+  k = int(ratio * total)
+  out: dict = {}
+  for path, shape, offset in spec:
+    entries = np.arange(offset, offset + math.prod(shape))
+    node = out
+    parts = path.split('/')
+    for key in parts[:-1]:
+      node = node.setdefault(key, {})
+    node[parts[-1]] = (entries >= k).astype(np.float32).reshape(shape)
+  return out
 
 
 def has_batch_norm(variables: Mapping) -> bool:

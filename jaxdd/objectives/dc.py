@@ -57,6 +57,7 @@ from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import Objective
+from jaxdd.objectives import selection
 
 # DCrepo utils.py get_loops: (outer_loop, inner_loop) per IPC, "empirically good".
 DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15),
@@ -105,20 +106,33 @@ def _rows(g: jax.Array) -> jax.Array:
   return jnp.moveaxis(g, -1, 0).reshape(g.shape[-1], -1)
 
 
-def tensor_distance(g_real: jax.Array, g_syn: jax.Array) -> jax.Array:
-  """DCrepo ``distance_wb`` of one parameter tensor's two gradients (0 for ndim ≤ 1)."""
+def tensor_distance(g_real: jax.Array, g_syn: jax.Array, mask=None) -> jax.Array:
+  """DCrepo ``distance_wb`` of one parameter tensor's two gradients (0 for ndim ≤ 1).
+
+  ``mask`` (0/1, the tensor's shape; PAD's selection, ``objectives.selection``): the
+  cosines are taken over the kept entries only, and rows with no kept entry add 0.
+  """
   if g_real.ndim <= 1:
     return jnp.zeros((), jnp.result_type(g_real, g_syn))
+  if mask is not None:
+    g_real, g_syn = g_real * mask, g_syn * mask
   r, s = _rows(g_real), _rows(g_syn)
   cos = jnp.sum(r * s, axis=-1) / (_safe_norm(r) * _safe_norm(s) + EPS)
-  return jnp.sum(1.0 - cos)
+  if mask is None:
+    return jnp.sum(1.0 - cos)
+  row_kept = jnp.max(_rows(jnp.asarray(mask)), axis=-1)
+  return jnp.sum(row_kept * (1.0 - cos))
 
 
-def gradient_distance(g_real, g_syn) -> jax.Array:
+def gradient_distance(g_real, g_syn, masks=None) -> jax.Array:
   """DCrepo ``match_loss`` (dis_metric 'ours'): Σ over the tensors of two gradient
-  pytrees with the same structure of ``tensor_distance``."""
-  terms = jax.tree_util.tree_leaves(jax.tree_util.tree_map(tensor_distance, g_real, g_syn))
-  return sum(terms, jnp.zeros(()))
+  pytrees with the same structure of ``tensor_distance``; ``masks``, a pytree of the
+  same structure (``models.depth_mask``), restricts it to PAD's selected parameters."""
+  if masks is None:
+    terms = jax.tree_util.tree_map(tensor_distance, g_real, g_syn)
+  else:
+    terms = jax.tree_util.tree_map(tensor_distance, g_real, g_syn, masks)
+  return sum(jax.tree_util.tree_leaves(terms), jnp.zeros(()))
 
 
 # ----------------------------------------------------------------------------------
@@ -158,7 +172,8 @@ def make_dc(config) -> Objective:
 
   Reads ``config.objective.{dsa (False), dsa_strategy, outer_loop, inner_loop (DCrepo's
   values for config.ipc when absent), lr_net (0.01), batch_train (256), bn_per_class
-  (16)}`` and ``config.model``.
+  (16), param_mask ('none'), mask_ratio}`` (the last two: PAD's parameter selection,
+  ``objectives.selection``) and ``config.model``.
 
   Raises:
     ConfigError: a field out of range, naming it, before anything is compiled.
@@ -174,6 +189,7 @@ def make_dc(config) -> Objective:
   lr_net = obj_cfg.get('lr_net', 0.01)
   batch_train = obj_cfg.get('batch_train', 256)
   bn_per_class = obj_cfg.get('bn_per_class', 16)
+  select_ratio = selection.mask_ratio(obj_cfg)   # PAD's FIEM under DC, None = off
   for field, value in (('outer_loop', outer_loop), ('inner_loop', inner_loop),
                        ('batch_train', batch_train), ('bn_per_class', bn_per_class)):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -223,7 +239,8 @@ def make_dc(config) -> Objective:
     g_real = jax.lax.stop_gradient(
         jax.lax.map(lambda xy: grad_of(*xy), (real_images, real_targets)))
     g_syn = jax.vmap(grad_of)(syn_images, syn_targets)
-    value = jnp.sum(jax.vmap(gradient_distance)(g_real, g_syn))
+    masks = None if select_ratio is None else models_lib.depth_mask(params, select_ratio)
+    value = jnp.sum(jax.vmap(lambda r, s: gradient_distance(r, s, masks))(g_real, g_syn))
     return value, {'dc': value}
 
   def train_epochs(model, variables, images, targets, key):

@@ -21,11 +21,16 @@ import jax.numpy as jnp
 from jaxdd import augment
 from jaxdd import models as models_lib
 from jaxdd.interfaces import Objective
+from jaxdd.objectives import selection
 
 
 def make_dm(config) -> Objective:
-  """DM objective. Reads ``config.objective.{dsa, dsa_strategy}`` and ``config.model``."""
+  """DM objective. Reads ``config.objective.{dsa, dsa_strategy, param_mask, mask_ratio}``
+  and ``config.model``. With ``param_mask='depth'`` (PAD's selection under DM,
+  ``objectives.selection``) the matched vector is every block's output, flattened and
+  concatenated in depth order, without its first ⌊mask_ratio·D⌋ entries."""
   obj_cfg = config.objective
+  select_ratio = selection.mask_ratio(obj_cfg)   # None: DM's last-layer embedding
   use_dsa = bool(obj_cfg.get('dsa', True))
   strategy = obj_cfg.get('dsa_strategy', augment.DEFAULT_STRATEGY)
   if use_dsa:
@@ -61,7 +66,11 @@ def make_dm(config) -> Objective:
     def mean_embedding(x):   # x: [n, H, W, C] of one class -> [D]
       (_, feats), _ = models_lib.apply_model(model, variables, x, train=True,
                                              features=True)
-      return feats['embedding'].mean(0)
+      if select_ratio is None:
+        return feats['embedding'].mean(0)
+      layers = [f.reshape(f.shape[0], -1).mean(0) for f in feats['layers']]
+      mask = selection.feature_mask([f.shape[0] for f in layers], select_ratio)
+      return jnp.concatenate(layers) * mask
 
     # One forward per class, as DCrepo's per-class calls: batch-norm statistics stay per
     # class, and on the CPU the ten 256-image forwards run ~1.7x faster than one
