@@ -6,7 +6,9 @@ every block's output without its shallowest 25 %.
     python -m jaxdd.launch --config=configs/pad_dm_digits.py
     python -m jaxdd.launch --config=configs/pad_dm_digits.py:fiex_only   # or fiem_only
 
-jaxdd: see the README's results table.
+jaxdd, 2 CPU cores, 5 seeds (300-epoch DSA evaluation): both modules 89.12 ± 0.88 %,
+``fiex_only`` 89.07 ± 1.09 %, ``fiem_only`` 90.55 ± 1.07 %; plain DM (the quickstart)
+90.38 ± 0.98 %, random subset 87.97 ± 0.50 %.
 """
 
 import os

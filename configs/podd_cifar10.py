@@ -20,9 +20,12 @@ jaxdd: not yet measured (a GPU run). Settings (paper §5.1 "Implementation Detai
     0.3: 4 crop rows): there the 96 patches are split 24×4 (``paper_patches``).
   * labels (PoDDL, §4.3): learned below 0.7 IPC (a label map of 10 cells, the authors'
     ``--comp_ipc 1``, one-hot init, clamped ≥ 0, Adam at the image lr, their
-    ``label_lr_scale 1``); fixed at ≥ 0.7 (the paper: learned labels brought no gain
-    there), as the authors' code computes them (``fixed_labels='softmax'`` of the
-    class-pixel counts: in effect the majority class).
+    ``label_lr_scale 1``), a patch's label the map nearest-upsampled to the poster and
+    averaged over the patch (the paper's ``label_pool='area'``; the authors' code pools a
+    window of whole cells: ``'crop'``); fixed at ≥ 0.7 (the paper: learned labels
+    brought no gain there), the patch's majority class with ties shared (the paper's
+    ``fixed_labels='majority'``; the authors' code takes a softmax of class-pixel
+    counts: ``'softmax'``, in effect the majority class).
   * distiller: RaT-BPTT as configs/ratbptt_cifar10.py (random truncation, window 60 of
     200 inner steps redrawn once per real epoch, Adam 1e-3 inner and outer, outer
     gradients clipped at 2× their running norm) with PoDD's batch sizes: 96 patches
@@ -76,8 +79,8 @@ def get_config(arg=None):
   c.checkpoint_every = 500
   learn = arg.ipc < LEARNED_LABELS_BELOW
   c.parameterization = ml_collections.ConfigDict(dict(
-      name='poster', init='tiles', learn_labels=learn, fixed_labels='softmax',
-      label_pool='crop', patches=paper_patches(arg.ipc), class_order='poco_text'))
+      name='poster', init='tiles', learn_labels=learn, fixed_labels='majority',
+      label_pool='area', patches=paper_patches(arg.ipc), class_order='poco_text'))
   ratbptt_update(c, batch_real=500, window=60, total_window=200, batch_syn=96,
                  dsa_strategy='flip_rotate', complete_random=False, learn_labels=learn)
   c.eval.loss = 'ce'   # patch labels are distributions: CE against them as weights

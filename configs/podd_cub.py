@@ -22,7 +22,8 @@ jaxdd: not yet measured (a GPU run). Settings (paper §5.1 "Implementation Detai
     (``batch_syn``); class order by PoCO on the class names' text embeddings
     (all-MiniLM-L6-v2 in place of CLIP; ``class_order`` as in configs/podd_cifar10.py).
   * labels: PoDDL learned (a 10×20 map, the authors' ``--comp_ipc 1``), one-hot init,
-    clamped ≥ 0, Adam 1e-3.
+    clamped ≥ 0, Adam 1e-3; pooled over each patch as the paper says (``label_pool=
+    'area'``; the authors' code: ``'crop'``, configs/podd_cifar10.py).
   * distiller: RaT-BPTT (window 60 of 200 inner steps, redrawn once per real epoch,
     Adam 1e-3 inner and outer, outer gradients clipped at 2× their running norm), a real
     batch of 3000 (15 per class), flip_rotate on both sides.
@@ -51,7 +52,7 @@ def get_config(arg=None):
   c.checkpoint_every = 500
   c.log_every = 25
   c.parameterization = ml_collections.ConfigDict(dict(
-      name='poster', init='tiles', learn_labels=True, label_pool='crop',
+      name='poster', init='tiles', learn_labels=True, label_pool='area',
       patches=(60, 30), class_order='poco_text'))
   ratbptt_update(c, batch_real=15, window=60, total_window=200, batch_syn=200,
                  dsa_strategy='flip_rotate', complete_random=False)

@@ -11,7 +11,8 @@ poster of 28×28 patches); patches at the paper's CIFAR-10 density scaled to the
 (``poster_geometry.default_patches``: 12×4 = 48 at 0.5, 16×7 at 1.0), all of them in each inner
 step as PoDD's CIFAR-10 run (bs_d = p); PoCO class order on the class names' text
 embeddings (configs/podd_cifar10.py); PoDDL learned labels (the paper's choice for
-every data set but CIFAR-10 at ≥ 0.7 IPC), clamped ≥ 0. The distiller is RaT-BPTT as
+every data set but CIFAR-10 at ≥ 0.7 IPC), clamped ≥ 0, pooled over each patch as the
+paper says (``label_pool='area'``; the authors' ``'crop'`` as an option). The distiller is RaT-BPTT as
 configs/ratbptt_mnist.py, shortened for 2 CPU cores: window 20 of a total 60 inner
 steps, redrawn every step, Adam 1e-3 inner and outer, outer gradients clipped at 2×
 the running norm, a real batch of 64 per class; no ZCA; DSA's 'crop_scale_rotate'
@@ -32,9 +33,10 @@ def get_config(arg=None):
   c.checkpoint_every = 100
   c.log_every = 20
   c.parameterization = ml_collections.ConfigDict(dict(
-      name='poster', init='tiles', learn_labels=True, label_pool='crop',
-      class_order='poco_text'))
-  # No ``patches``: the paper's CIFAR-10 density on this poster (docstring).
+      name='poster', init='tiles', learn_labels=True, label_pool='area',
+      class_order='poco_text', patches=()))
+  # patches (): the paper's CIFAR-10 density on this poster (docstring); an
+  # (n_x, n_y) pair, e.g. --config.parameterization.patches='(10, 4)', sets the grid.
   ratbptt_update(c, batch_real=64, window=20, total_window=60, batch_syn=0,
                  dsa_strategy='crop_scale_rotate', complete_random=True)
   c.eval.epochs = 300

@@ -52,8 +52,9 @@ def _poster(config, num_classes, image_shape, ds=None):
                      label_cells=p.get('label_cells', None) or None,
                      class_order=order if order is not None and len(order) else None,
                      poster_shape=tuple(shape) if shape else None,
-                     init=p.get('init', 'tiles'), fixed_labels=p.get('fixed_labels', 'shares'),
-                     label_pool=p.get('label_pool', 'crop'))
+                     init=p.get('init', 'tiles'),
+                     fixed_labels=p.get('fixed_labels', 'majority'),
+                     label_pool=p.get('label_pool', 'area'))
 
 
 PARAMETERIZATIONS = {'pixels': _pixels, 'fred': _fred, 'poster': _poster}

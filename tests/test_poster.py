@@ -175,6 +175,31 @@ def test_fixed_labels_equal_a_slow_pixel_count(kind):
   assert np.argmax(labels[0]) == 2
 
 
+@pytest.mark.parametrize('ipc, order', [(0.8, [[2, 0], [3, 1]]), (1.0, [[1, 0, 2]])])
+def test_majority_labels_equal_a_slow_vote_on_the_upsampled_class_matrix(ipc, order):
+  """The paper's fixed PoDDL labels: upsample O to the poster pixel by pixel, count each
+  patch's pixels per class, one-hot on the majority, ties shared equally."""
+  order = np.array(order)
+  k = order.size
+  kw = dict(num_classes=k, image_shape=(8, 8, 1), ipc=ipc, class_order=order)
+  p = make_poster(**kw)   # the default fixed labels are the paper's
+  g = poster_geometry(**kw)
+  labels = np.asarray(p.decode(p.init(jax.random.key(0), None)).labels)
+  (hp, wp), (rows, cols) = g.poster_hw, g.grid
+  want, straddling = [], 0
+  for py in g.patch_y:
+    for px in g.patch_x:
+      votes = np.zeros(k)
+      for y in range(py, py + 8):
+        for x in range(px, px + 8):
+          votes[order[y * rows // hp, x * cols // wp]] += 1
+      top = votes == votes.max()
+      straddling += (votes > 0).sum() > 1
+      want.append(top / top.sum())
+  np.testing.assert_allclose(labels, np.array(want), rtol=1e-6)
+  assert straddling > 0   # the vote decides something: some patches cover two classes
+
+
 def _slow_pooled(label_map, g, image_hw, pool):
   (h, w), (hp, wp) = image_hw, g.poster_hw
   lh, lw = label_map.shape[:2]
@@ -309,7 +334,7 @@ def test_decode_of_init_has_the_patch_shapes(k, shape, ipc, learn):
     (dict(poster_shape=(4, 30)), 'parameterization.poster_shape'),
     (dict(label_cells=2), 'parameterization.label_cells'),
     (dict(init='zeros'), 'parameterization.init'),
-    (dict(fixed_labels='majority'), 'parameterization.fixed_labels'),
+    (dict(fixed_labels='plurality'), 'parameterization.fixed_labels'),
     (dict(label_pool='max'), 'parameterization.label_pool'),
 ])
 def test_bad_configuration_raises_config_error(kwargs, field):

@@ -25,14 +25,17 @@ Init: 'tiles' (authors' code, ``src/base.py``; ``gaussian_tiles`` + ``blend_tile
 'noise' (N(0, 1), the paper's Algorithm 1) or 'real' (a real image per class as its tile).
 
 PoDDL labels (§4.3):
-  * fixed: the class-pixel shares ``counts / Σ counts`` of each patch (counts = pixels in
-    each class tile). The authors' code takes a *softmax* of the counts, in practice the
-    majority class (the paper: majority, ties shared): ``fixed_labels='softmax'``.
+  * fixed: 'majority' (the paper, the default): the class order matrix upsampled to the
+    poster (nearest neighbour), and each patch's majority class one-hot, ties shared
+    equally. 'softmax' (the authors' code): a softmax of the patch's pixel counts in each
+    class tile, in practice the majority class. 'shares': those counts normalised.
   * learned: a map [h, w, K] of at most ``label_cells`` cells (default K·max(1,
     round(ipc)), the authors' ``--comp_ipc``), one-hot per class region, clamped ≥ 0
     after every update (``poster_project``); a patch's label is the map pooled over the
-    patch's down-scaled window, L1-normalised. 'crop' (authors' ``get_labels_from_array``)
-    or 'area' (the paper's nearest-upsample and average) pooling: ``label_pool_weights``.
+    patch's down-scaled window, L1-normalised. 'area' (the paper's nearest-upsample and
+    average, the default) or 'crop' (authors' ``get_labels_from_array``: a window of
+    whole cells, so a patch straddling two class regions often gets one class's label)
+    pooling: ``label_pool_weights``.
     Map shape: ``label_map_shape``. The authors' rule excludes h·w = label_cells and can
     leave a class row without a cell (CIFAR-10 0.9: a 1×6 map for 2×5 classes); this one
     gives 2×5, 10×10 and 10×20 on their runs.
@@ -53,7 +56,7 @@ from jaxdd.params.poster_geometry import PosterGeometry, crop_starts, poster_geo
 
 
 INITS = ('tiles', 'noise', 'real')
-FIXED_LABELS = ('shares', 'softmax')
+FIXED_LABELS = ('majority', 'softmax', 'shares')
 LABEL_POOLS = ('crop', 'area')
 
 
@@ -160,8 +163,30 @@ def class_pixel_counts(geom: PosterGeometry, image_hw) -> np.ndarray:
   return counts
 
 
-def fixed_patch_labels(geom: PosterGeometry, image_hw, kind: str = 'shares') -> np.ndarray:
-  """float32 [P, K] fixed PoDDL labels: pixel shares, or the authors' softmax of counts."""
+def upsampled_class_counts(geom: PosterGeometry, image_hw) -> np.ndarray:
+  """float64 [P, K]: pixels of each patch per class in the class order matrix upsampled
+  to the poster by nearest neighbour (poster pixel (y, x) -> cell ⌊y·rows/Hp⌋,
+  ⌊x·cols/Wp⌋), the paper's §4.3 reading of a patch's classes."""
+  h, w = image_hw
+  (hp, wp), (rows, cols) = geom.poster_hw, geom.grid
+  n_x, n_y = geom.patches
+  cell_y = np.floor(np.arange(hp) * rows / hp).astype(int)
+  cell_x = np.floor(np.arange(wp) * cols / wp).astype(int)
+  ay = np.stack([np.bincount(cell_y[s:s + h], minlength=rows) for s in geom.patch_y])
+  ax = np.stack([np.bincount(cell_x[s:s + w], minlength=cols) for s in geom.patch_x])
+  cell = (ay[:, None, :, None] * ax[None, :, None, :]).reshape(n_y * n_x, rows * cols)
+  counts = np.zeros((n_y * n_x, rows * cols))
+  counts[:, geom.class_order.ravel()] = cell                     # cell (r, c) -> its class
+  return counts
+
+
+def fixed_patch_labels(geom: PosterGeometry, image_hw, kind: str = 'majority') -> np.ndarray:
+  """float32 [P, K] fixed PoDDL labels: the paper's majority class (ties shared), the
+  authors' softmax of tile pixel counts, or those counts' shares (module doc)."""
+  if kind == 'majority':
+    counts = upsampled_class_counts(geom, image_hw)
+    top = counts == counts.max(axis=1, keepdims=True)
+    return (top / top.sum(axis=1, keepdims=True)).astype(np.float32)
   counts = class_pixel_counts(geom, image_hw)
   if kind == 'softmax':
     e = np.exp(counts - counts.max(axis=1, keepdims=True))
@@ -189,7 +214,7 @@ def init_label_map(geom: PosterGeometry, num_classes: int) -> np.ndarray:
   return y_map
 
 
-def label_pool_weights(geom: PosterGeometry, image_hw, pool: str = 'crop') -> np.ndarray:
+def label_pool_weights(geom: PosterGeometry, image_hw, pool: str = 'area') -> np.ndarray:
   """float32 [P, h·w]: the weight of each label-map cell in each patch's label.
 
   'crop' (authors' code): 1 on a crop of max(1, ⌊W·w/Wp⌋) × max(1, ⌊H·h/Hp⌋) cells at
@@ -249,8 +274,8 @@ def poster_project(params):
 
 def make_poster(*, num_classes: int, image_shape, ipc: float, grid=None, patches=None,
                 learn_labels: bool = False, label_cells=None, class_order=None,
-                poster_shape=None, init: str = 'tiles', fixed_labels: str = 'shares',
-                label_pool: str = 'crop') -> Parameterization:
+                poster_shape=None, init: str = 'tiles', fixed_labels: str = 'majority',
+                label_pool: str = 'area') -> Parameterization:
   """Builds the PoDD poster parameterization (module docstring for every rule).
 
   Args:
@@ -267,8 +292,8 @@ def make_poster(*, num_classes: int, image_shape, ipc: float, grid=None, patches
       ``poco.poco_order``); default row-major 0..K−1.
     poster_shape: (Hp, Wp) instead of the size derived from ``ipc``.
     init: 'tiles' (authors' code), 'noise' (paper's Algorithm 1) or 'real'.
-    fixed_labels: 'shares' or 'softmax' (authors' code) of the class-pixel counts.
-    label_pool: 'crop' (authors' code) or 'area' (paper's text), for learned labels.
+    fixed_labels: 'majority' (paper), 'softmax' (authors' code) or 'shares'.
+    label_pool: 'area' (paper's text) or 'crop' (authors' code), for learned labels.
 
   Returns:
     A ``Parameterization``: params ``{'poster': float32 [Hp, Wp, C]}`` plus
