@@ -11,7 +11,11 @@ inner steps, Adam 1e-3 inner and outer, a real batch of 64 per class; 300-epoch
 evaluation on the patches with cross-entropy against their label distributions) on the
 digits data set: at 0.5 IPC an 11×29 poster of 8×8 patches, at 1 IPC 16×40.
 
-One change for the CPU budget: the class tiles start from real images (``init='real'``:
+Changes from podd_mnist. Learned labels pooled over whole label cells as the authors' code does
+(``label_pool='crop'``), not by the paper's area average (podd_mnist's default): at 1 IPC,
+10×4 patches, 1200 steps, crop 83.19 ± 0.97 %, area 75.49 ± 1.70 % (on 8×8 patches
+area gives straddling patches soft labels; crop the class of one cell).
+For the CPU budget, the class tiles start from real images (``init='real'``:
 one per class, resized into its tile and blended as the Gaussian tiles are), not from
 the paper's unit-norm Gaussian tiles. Those are 1/8 of the norm of a normalised 8×8
 digit, and with Adam at 1e-3 the poster stayed at chance (real-batch loss 2.33) through
@@ -35,4 +39,7 @@ from jaxdd.config_utils import sibling_on_digits, two_blocks_on_digits
 def get_config(arg=None):
   c = two_blocks_on_digits(sibling_on_digits(__file__, 'podd_mnist.py', arg))
   c.parameterization.init = 'real'
+  # Measured (docstring): the authors' whole-cell label windows beat the paper's area
+  # pooling on 8x8 digits (83.19 vs 75.49 % at 1 IPC, 10x4 patches, 1200 steps).
+  c.parameterization.label_pool = 'crop'
   return c
