@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 
 from jaxdd import distill, models
@@ -14,7 +15,7 @@ from jaxdd.data import difficulty, real_filter
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import RealBatch, SynData
 from jaxdd.objectives import selection
-from jaxdd.objectives.dc import gradient_distance
+from jaxdd.objectives.dc import gradient_distance, make_dc
 from jaxdd.objectives.dm import make_dm
 from conftest import load_config
 
@@ -145,6 +146,36 @@ def test_dc_distance_with_the_depth_mask_matches_a_slow_loop(ratio):
   other = jax.tree_util.tree_map(lambda g, m: g * m + 7.0 * (1 - m), g_syn, masks)
   np.testing.assert_allclose(float(gradient_distance(g_real, other, masks)), value,
                              rtol=1e-6)
+
+
+def test_dc_loss_with_the_depth_mask_matches_per_class_gradients_and_a_slow_loop():
+  k, n, ipc, shape, ratio = 3, 4, 2, (8, 8, 1), 0.4
+  cfg = ml_collections.ConfigDict(dict(
+      ipc=ipc, model=dict(name='convnet', width=4, depth=2),
+      objective=dict(name='dc', dsa=False, outer_loop=2, inner_loop=1,
+                     param_mask='depth', mask_ratio=ratio)))
+  obj = make_dc(cfg)
+  ctx = obj.prepare(_DS(shape, k), cfg)
+  state = obj.init_state(jax.random.key(0), ctx)
+  rng = np.random.default_rng(0)
+  real = RealBatch(jnp.asarray(rng.normal(size=(k, n) + shape), jnp.float32),
+                   jnp.repeat(jnp.arange(k)[:, None], n, axis=1))
+  syn = SynData(jnp.asarray(rng.normal(size=(k * ipc,) + shape), jnp.float32),
+                jax.nn.one_hot(jnp.repeat(jnp.arange(k), ipc), k), {})
+  value, _ = jax.jit(lambda s: obj.loss(s, real, jax.random.key(1), ctx, 0, state))(syn)
+  model, params = ctx['model'], state['variables']['params']
+
+  def ce(p, x, c):
+    logits = model.apply({'params': p}, x, train=True)
+    return optax.softmax_cross_entropy_with_integer_labels(
+        logits, jnp.full((x.shape[0],), c)).mean()
+
+  masks = models.depth_mask(params, ratio)
+  expected = sum(
+      _slow_masked_distance(jax.grad(ce)(params, real.images[c], c),
+                            jax.grad(ce)(params, syn.images[c * ipc:(c + 1) * ipc], c), masks)
+      for c in range(k))
+  np.testing.assert_allclose(float(value), expected, rtol=1e-4)
 
 
 def test_selection_config_errors():
