@@ -5,7 +5,8 @@ Paper (Table 1, ResNet-18 students): 32.6 % (IPC 1), 79.1 % (IPC 10), 87.0 % (IP
     python -m jaxdd.launch --config=configs/edc_cifar10.py:10 \
         --config.data=npz:$HOME/.cache/jaxdd/cifar10.npz
 
-jaxdd: not measured on CIFAR-10 (a GPU run). The squeeze -> recover -> relabel pipeline
+jaxdd: the paper's settings not measured (a GPU run); the CPU-sized setting's reading is
+in the last paragraph. The squeeze -> recover -> relabel pipeline
 (jaxdd/sre.py). Teachers (used round-robin, one per recover iteration, and averaged as
 the relabel teacher): 5 of EDC's 8 backbones, ResNet-18 and the ConvNets W128, D1, D2,
 W32 (batch norm), each trained with the CIFAR recipe of configs/cfm_cifar10.py;
@@ -26,7 +27,8 @@ reproduced.
 w64 batch-norm teachers, ConvNet-3, ConvNet-2 and ConvNet-3 at half width, trained 10
 epochs with crops (pad 4) and flips, 300 recover iterations per batch, 300 relabel
 epochs at batch 50, ConvNet-3 students); the random real subset is scored with the
-same relabel.
+same relabel. jaxdd, 2 CPU cores, ``:ipc=10,cpu``: 56.31 ± 1.18 % vs the random subset
+59.42 ± 0.65 % (teachers 78.91 / 58.62 / 75.15 %).
 """
 
 from jaxdd.config_utils import parse_arg
