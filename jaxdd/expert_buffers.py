@@ -90,6 +90,14 @@ def cache_key(ds_name: str, x_train, y_train, num_classes: int, model_config: di
   }
 
 
+def cache_file(cache_dir: str, prefix: str, ds_name: str, key: dict) -> str:
+  """``cache_dir/<prefix>_<data set slug>_<first 16 hex of SHA-256 of key as sorted
+  JSON>.npz``: the file name of a cached result determined by ``key``."""
+  key_hash = hashlib.sha256(to_json(key).encode()).hexdigest()[:16]
+  slug = re.sub(r'[^A-Za-z0-9]+', '_', os.path.basename(str(ds_name))).strip('_')[:40]
+  return os.path.join(cache_dir, f'{prefix}_{slug}_{key_hash}.npz')
+
+
 def load_or_train(cache_dir: str, model, image_shape, ds_name: str, x_train, y_train,
                   num_classes: int, cfg: experts.ExpertConfig, *, model_config: dict,
                   schedule=None, schedule_name: str = 'none') -> experts.Buffer:
@@ -103,9 +111,7 @@ def load_or_train(cache_dir: str, model, image_shape, ds_name: str, x_train, y_t
   experts.check_expert_config(cfg)
   key = cache_key(ds_name, x_train, y_train, num_classes, model_config, model, cfg,
                   schedule_name)
-  key_hash = hashlib.sha256(to_json(key).encode()).hexdigest()[:16]
-  slug = re.sub(r'[^A-Za-z0-9]+', '_', os.path.basename(str(ds_name))).strip('_')[:40]
-  path = os.path.join(cache_dir, f'experts_{slug}_{key_hash}.npz')
+  path = cache_file(cache_dir, 'experts', ds_name, key)
   if os.path.exists(path):
     print(f'experts: loading cached buffer {path}', flush=True)
     return load_buffer(path, model, image_shape)

@@ -23,9 +23,7 @@ Config (``config.real_filter``; absent or ``drop='none'`` = off):
     on the same data, model and settings reads them instead of training the networks.
 """
 
-import hashlib
 import os
-import re
 
 import jax
 import numpy as np
@@ -86,14 +84,12 @@ def kept_indices(orderings, drop: str, ratio: float) -> np.ndarray:
 
 
 def _cache_path(cache_dir: str, ds, model_config: dict, s: dict, seed: int) -> str:
-  from jaxdd.expert_buffers import digest, to_json   # lazy: numpy-only users skip experts
+  from jaxdd.expert_buffers import cache_file, digest   # lazy: imports the expert trainer
   key = {'version': 1, 'dataset': ds.name, 'x_shape': list(np.shape(ds.x_train)),
          'x_digest': digest(ds.x_train), 'y_digest': digest(ds.y_train),
          'model_config': model_config, 'el2n_nets': s['el2n_nets'],
          'el2n_epochs': s['el2n_epochs'], 'seed': seed}
-  key_hash = hashlib.sha256(to_json(key).encode()).hexdigest()[:16]
-  slug = re.sub(r'[^A-Za-z0-9]+', '_', os.path.basename(str(ds.name))).strip('_')[:40]
-  return os.path.join(cache_dir, f'el2n_{slug}_{key_hash}.npz')
+  return cache_file(cache_dir, 'el2n', ds.name, key)
 
 
 def el2n_scores_cached(ds, config, s: dict) -> np.ndarray:

@@ -69,6 +69,18 @@ def param_spec(params: Mapping) -> list[tuple[str, tuple[int, ...], int]]:
   return spec
 
 
+def _nest(items) -> dict:
+  """A nested dict from (``'a/b/c'`` path, leaf) pairs (``param_spec``'s paths)."""
+  out: dict = {}
+  for path, leaf in items:
+    node = out
+    parts = path.split('/')
+    for key in parts[:-1]:
+      node = node.setdefault(key, {})
+    node[parts[-1]] = leaf
+  return out
+
+
 def flatten_params(params: Mapping) -> tuple[jax.Array, Callable[[jax.Array], dict]]:
   """Concatenates all parameters into one float32 vector, shallow to deep.
 
@@ -92,15 +104,8 @@ def flatten_params(params: Mapping) -> tuple[jax.Array, Callable[[jax.Array], di
     vec = jnp.zeros((0,), jnp.float32)
 
   def unflatten(v: jax.Array) -> dict:
-    out: dict = {}
-    for (path, shape, offset), dtype in zip(spec, dtypes):
-      size = math.prod(shape)
-      node = out
-      parts = path.split('/')
-      for key in parts[:-1]:
-        node = node.setdefault(key, {})
-      node[parts[-1]] = v[offset:offset + size].reshape(shape).astype(dtype)
-    return out
+    return _nest((path, v[offset:offset + math.prod(shape)].reshape(shape).astype(dtype))
+                 for (path, shape, offset), dtype in zip(spec, dtypes))
 
   return vec, unflatten
 
@@ -114,17 +119,9 @@ def depth_mask(params: Mapping, ratio: float) -> dict:
   abstract (``jax.ShapeDtypeStruct`` leaves, or tracers).
   """
   spec = param_spec(params)
-  total = sum(math.prod(shape) for _, shape, _ in spec)
-  k = int(ratio * total)
-  out: dict = {}
-  for path, shape, offset in spec:
-    entries = np.arange(offset, offset + math.prod(shape))
-    node = out
-    parts = path.split('/')
-    for key in parts[:-1]:
-      node = node.setdefault(key, {})
-    node[parts[-1]] = (entries >= k).astype(np.float32).reshape(shape)
-  return out
+  k = int(ratio * sum(math.prod(shape) for _, shape, _ in spec))
+  return _nest((path, (np.arange(offset, offset + math.prod(shape)) >= k)
+                .astype(np.float32).reshape(shape)) for path, shape, offset in spec)
 
 
 def has_batch_norm(variables: Mapping) -> bool:

@@ -147,8 +147,7 @@ def class_pixel_counts(geom: PosterGeometry, image_hw) -> np.ndarray:
   The rectangle-overlap form of the authors' per-pixel ``poster_labels_map`` sums.
   """
   h, w = image_hw
-  (th, tw), (rows, cols) = geom.tile_hw, geom.grid
-  n_x, n_y = geom.patches
+  th, tw = geom.tile_hw
 
   def overlap(p_start, p_len, t_start, t_len):   # [n_p, n_t] overlap lengths on one axis
     lo = np.maximum(p_start[:, None], t_start[None, :])
@@ -157,7 +156,16 @@ def class_pixel_counts(geom: PosterGeometry, image_hw) -> np.ndarray:
 
   oy = overlap(geom.patch_y, h, geom.tile_y, th)                 # [n_y, rows]
   ox = overlap(geom.patch_x, w, geom.tile_x, tw)                 # [n_x, cols]
-  cell = (oy[:, None, :, None] * ox[None, :, None, :]).reshape(n_y * n_x, rows * cols)
+  return _cells_to_classes(geom, oy, ox)
+
+
+def _cells_to_classes(geom: PosterGeometry, per_row, per_col) -> np.ndarray:
+  """float64 [P, K] from a patch's pixels per class-grid row [n_y, rows] and column
+  [n_x, cols]: their products per grid cell, each cell credited to its class."""
+  n_x, n_y = geom.patches
+  rows, cols = geom.grid
+  cell = (per_row[:, None, :, None] * per_col[None, :, None, :]).reshape(n_y * n_x,
+                                                                          rows * cols)
   counts = np.zeros((n_y * n_x, rows * cols))
   counts[:, geom.class_order.ravel()] = cell                     # cell (r, c) -> its class
   return counts
@@ -169,15 +177,11 @@ def upsampled_class_counts(geom: PosterGeometry, image_hw) -> np.ndarray:
   ⌊x·cols/Wp⌋), the paper's §4.3 reading of a patch's classes."""
   h, w = image_hw
   (hp, wp), (rows, cols) = geom.poster_hw, geom.grid
-  n_x, n_y = geom.patches
   cell_y = np.floor(np.arange(hp) * rows / hp).astype(int)
   cell_x = np.floor(np.arange(wp) * cols / wp).astype(int)
   ay = np.stack([np.bincount(cell_y[s:s + h], minlength=rows) for s in geom.patch_y])
   ax = np.stack([np.bincount(cell_x[s:s + w], minlength=cols) for s in geom.patch_x])
-  cell = (ay[:, None, :, None] * ax[None, :, None, :]).reshape(n_y * n_x, rows * cols)
-  counts = np.zeros((n_y * n_x, rows * cols))
-  counts[:, geom.class_order.ravel()] = cell                     # cell (r, c) -> its class
-  return counts
+  return _cells_to_classes(geom, ay, ax)
 
 
 def fixed_patch_labels(geom: PosterGeometry, image_hw, kind: str = 'majority') -> np.ndarray:
