@@ -13,9 +13,10 @@ The step time does not depend on pixel values, so by default the benchmark uses 
 data set of MNIST's shape (300 images per class); ``--data=npz:../shared/data/mnist.npz``
 times it on the real files.
 
-    python benchmarks/dsa_iteration.py [--data=SPEC] [--iterations=1]
+    python benchmarks/dsa_iteration.py [--data=SPEC] [--iterations=1] \
+        [--conv_impl=matmul --out=dsa_iteration_matmul.json]
 
-Writes benchmarks/results/dsa_iteration.json.
+Writes benchmarks/results/dsa_iteration.json (or --out).
 """
 
 import argparse
@@ -75,11 +76,15 @@ def main():
   p = argparse.ArgumentParser()
   p.add_argument('--data', default=None)
   p.add_argument('--iterations', type=int, default=1)
+  p.add_argument('--conv_impl', default=None, help='override model.conv_impl')
+  p.add_argument('--out', default='dsa_iteration.json', help='file in results/')
   a = p.parse_args()
 
   config = load_config_file(os.path.join(HERE, '..', 'configs', 'dsa_mnist.py'), '10')
   outer, inner = config.objective.outer_loop, config.objective.inner_loop
   config.data = a.data or common.random_npz('mnist', (28, 28, 1))
+  if a.conv_impl:
+    config.model.conv_impl = a.conv_impl
   run = distill.setup(config)
   state = run.state
 
@@ -120,7 +125,7 @@ def main():
       'hardware': machine.hardware(),
       'jax': jax.__version__,
   }
-  common.write_result('dsa_iteration.json', result)
+  common.write_result(a.out, result)
 
 
 if __name__ == '__main__':

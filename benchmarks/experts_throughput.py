@@ -17,12 +17,12 @@ epoch for all experts, seconds per expert-epoch (measured, and scaled to the ful
 import argparse
 import json
 import os
-import platform
 import time
 
 import jax
 import numpy as np
 
+import machine
 from jaxdd import data as data_lib
 from jaxdd import evaluate, experts, models
 
@@ -38,6 +38,7 @@ def main():
   p.add_argument('--train_images', type=int, default=None,
                  help='train on the first N images only (a quick run)')
   p.add_argument('--seed_loop', default='auto', choices=evaluate.SEED_LOOPS)
+  p.add_argument('--conv_impl', default='auto', choices=models.layers.CONV_IMPLS)
   p.add_argument('--out', default=os.path.join(HERE, 'results', 'experts_throughput.json'))
   a = p.parse_args()
 
@@ -46,7 +47,8 @@ def main():
   if a.train_images:
     x, y = x[:a.train_images], y[:a.train_images]
   image_shape = tuple(x.shape[1:])
-  model = models.get_model('convnet', ds.num_classes, image_shape=image_shape)
+  model = models.get_model('convnet', ds.num_classes, image_shape=image_shape,
+                           conv_impl=a.conv_impl)
   cfg = experts.ExpertConfig(num_experts=a.num_experts, epochs=a.epochs,
                              seed_loop=a.seed_loop)
   t0 = time.time()
@@ -63,7 +65,8 @@ def main():
       'full_train_images': int(ds.x_train.shape[0]),
       'num_experts': a.num_experts, 'epochs': a.epochs, 'batch_size': cfg.batch_size,
       'dsa': cfg.dsa, 'dsa_strategy': cfg.dsa_strategy,
-      'model': 'convnet (ConvNet-3 w128 instancenorm)', 'seed_loop': a.seed_loop,
+      'model': 'convnet (ConvNet-3 w128 instancenorm)', 'conv_impl': a.conv_impl,
+      'seed_loop': a.seed_loop,
       'backend': jax.default_backend(),
       'compile_seconds': buf.meta['compile_seconds'],
       'epoch_seconds': epoch_s,
@@ -75,7 +78,7 @@ def main():
           REFERENCE_SECONDS_PER_EXPERT_EPOCH / (per_expert_epoch * full_scale), 2),
       'total_seconds': round(total, 1),
       'final_train_acc_mean': float(np.mean(buf.meta['train_acc'][-1])),
-      'hardware': f'{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})',
+      'hardware': machine.hardware(),
       'jax': jax.__version__,
   }
   os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

@@ -40,8 +40,21 @@ def compiled_flops(fn, *args, static_argnums=()) -> float:
   return float(cost['flops'])
 
 
+def _cpu_model() -> str:
+  """The CPU's model name (Linux), so results from different days' machines differ in
+  their description when their speeds do."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
 def hardware() -> str:
-  return f'{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})'
+  return f'{os.cpu_count()} CPU cores ({_cpu_model()}, {platform.machine()})'
 
 
 if __name__ == '__main__':

@@ -274,7 +274,8 @@ def dc_config(*, data: str, ipc: int, dsa: bool, init: str, iterations: int,
   if eval_dsa_strategy:
     c.eval.dsa_strategy = eval_dsa_strategy
   # conv_impl stays 'auto': the inner loop is a scan over training steps, where the
-  # matmul convolution is ~100x faster on the CPU than XLA's (models/layers.py).
+  # matmul-based convolutions (Winograd, patches) are ~100x faster on the CPU than
+  # XLA's (models/layers.py).
   if runlocal:
     c.objective.update(outer_loop=2, inner_loop=1, batch_real=16)
     # steps=2: one iteration, an inner epoch, then a fresh network

@@ -506,10 +506,19 @@ def evaluate_distilled(config, ds, syn) -> dict:
   model = models_lib.get_model(config.eval.model, ds.num_classes,
                                image_shape=tuple(ds.x_train.shape[1:]))
   key = jax.random.key(config.seed + 1)
+  is_main = jax.process_index() == 0
+  what = f'{config.eval.seeds} x {config.eval.model}, {cfg.epochs} epochs'
+  if is_main:   # one compiled program per set: progress at its start and end
+    print(f'evaluating the distilled set ({what}) ...', flush=True)
   t0 = time.time()
   res = eval_lib.evaluate_synset(key, model, syn.images, syn.labels, ds.x_test,
                                  ds.y_test, num_seeds=config.eval.seeds, cfg=cfg,
                                  num_classes=ds.num_classes)
+  t_syn = time.time() - t0
+  if is_main:
+    print(f'  {100 * res["accuracy_mean"]:.2f} ± {100 * res["accuracy_std"]:.2f} % in '
+          f'{_format_seconds(t_syn)}; the random real subset next (ETA about '
+          f'{_format_seconds(t_syn)})', flush=True)
   out = {'accuracy_mean': res['accuracy_mean'], 'accuracy_std': res['accuracy_std'],
          'accuracies': res['accuracies'], 'eval_model': config.eval.model,
          'eval_seeds': config.eval.seeds, 'eval': cfg._asdict()}

@@ -26,9 +26,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxdd.errors import ConfigError
+from jaxdd.models import winograd
 
 # Accepted values of the public model options (validated by `get_model` and here).
-CONV_IMPLS = ('auto', 'xla', 'matmul')
+CONV_IMPLS = ('auto', 'xla', 'matmul', 'winograd')
 NORMS = ('instancenorm', 'batchnorm', 'layernorm', 'groupnorm', 'none')
 ACTS = ('relu', 'sigmoid', 'leakyrelu')
 POOLINGS = ('avgpooling', 'maxpooling', 'none')
@@ -94,27 +95,51 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
   inside loops and under `vmap` over networks (a batched matmul, where a vmapped
   `lax.conv` becomes a grouped convolution). GPUs and TPUs keep XLA's convolution.
 
+  Why 'winograd': the 3x3 stride-1 convs of every ConvNet/VGG/ResNet, computed as
+  Winograd F(2x2, 3x3) (models/winograd.py), need 2.25x fewer multiplies than the
+  patches matmul and expand the input 4x instead of 9x. Measured on 2 CPU cores (AMD
+  EPYC, jaxlib 0.10), value and both gradients of a 128->128 conv on 100x14x14 images
+  in a jitted function: 87 ms vs 160 ms; a whole ConvNet-3 training step on 100 MNIST
+  images inside a scan: 215 ms vs 273 ms. Convs it does not apply to (strided, not
+  3x3, or fewer than WINOGRAD_MIN_CIN input channels) use the patches matmul.
+
   Args:
     x: [N, H, W, Cin] input.
     kernel: [kh, kw, Cin, Cout] kernel.
     strides: (sh, sw).
     padding: int (symmetric, as PyTorch's `padding=`), 'SAME', 'VALID' or
       [(top, bottom), (left, right)].
-    impl: 'xla' (`lax.conv_general_dilated`), 'matmul' (patches @ kernel) or 'auto'
-      ('matmul' on the CPU, 'xla' on accelerators).
+    impl: 'xla' (`lax.conv_general_dilated`), 'matmul' (patches @ kernel),
+      'winograd' (F(2x2, 3x3) where it applies, else 'matmul') or 'auto' ('winograd'
+      on the CPU, 'xla' on accelerators).
 
   Returns:
     [N, H', W', Cout] output.
   """
   check_choice('conv_impl', impl, CONV_IMPLS)
   if impl == 'auto':
-    impl = 'matmul' if jax.default_backend() == 'cpu' else 'xla'
+    impl = 'winograd' if jax.default_backend() == 'cpu' else 'xla'
   pads = _padding_pairs(padding)
   if impl == 'xla':
     return jax.lax.conv_general_dilated(
         x, kernel, window_strides=tuple(strides), padding=pads,
         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  if impl == 'winograd' and _winograd_applies(kernel, strides):
+    if isinstance(pads, str):
+      pads = jax.lax.padtype_to_pads(x.shape[1:3], (3, 3), (1, 1), pads)
+    return winograd.conv3x3_winograd(x, kernel, tuple(tuple(p) for p in pads))
   return _conv2d_matmul(x, kernel, tuple(strides), pads)
+
+
+# Below this many input channels the Winograd transforms cost more than the matmul
+# saves (measured on the CPU: 6x slower for the 1-channel first conv of MNIST).
+WINOGRAD_MIN_CIN = 16
+
+
+def _winograd_applies(kernel: jax.Array, strides) -> bool:
+  """Whether `conv2d(impl='winograd')` uses F(2x2, 3x3) (else the matmul form)."""
+  return (kernel.shape[:2] == (3, 3) and tuple(strides) == (1, 1)
+          and kernel.shape[2] >= WINOGRAD_MIN_CIN)
 
 
 def _conv2d_matmul(x, kernel, strides, pads):

@@ -38,9 +38,16 @@ def mask_ratio(obj_cfg) -> float | None:
   if kind not in PARAM_MASKS:
     raise ConfigError(f'objective.param_mask must be one of {", ".join(PARAM_MASKS)} '
                       f'for objective {obj_cfg.get("name")!r}, got {kind!r}')
-  if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
-    raise ConfigError(f'objective.mask_ratio must be a number in [0, 1), got {ratio!r}')
+  check_mask_ratio(ratio)
   return float(ratio) if kind == 'depth' else None
+
+
+def check_mask_ratio(ratio) -> None:
+  """``objective.mask_ratio`` must be a number in [0, 1) (DM, DC and MTT alike)."""
+  is_number = (isinstance(ratio, (int, float, np.integer, np.floating))
+               and not isinstance(ratio, (bool, np.bool_)))
+  if not is_number or not 0 <= ratio < 1:
+    raise ConfigError(f'objective.mask_ratio must be a number in [0, 1), got {ratio!r}')
 
 
 def feature_mask(layer_sizes, ratio: float) -> np.ndarray:

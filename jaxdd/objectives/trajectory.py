@@ -55,6 +55,7 @@ import numpy as np
 from jaxdd import augment
 from jaxdd import evaluate as eval_lib
 from jaxdd.errors import ConfigError
+from jaxdd.objectives import selection
 
 CHECKPOINTS = ('none', 'step', 'nested')
 PARAM_MASKS = ('none', 'depth', 'smallest_error')
@@ -144,9 +145,7 @@ def mtt_options(obj_cfg) -> MTTOptions:
     if getattr(opts, field) not in accepted:
       raise ConfigError(f'objective.{field} must be one of {", ".join(accepted)}, '
                         f'got {getattr(opts, field)!r}')
-  if not _is_number(opts.mask_ratio) or not 0 <= opts.mask_ratio < 1:
-    raise ConfigError(f'objective.mask_ratio must be a number in [0, 1), '
-                      f'got {opts.mask_ratio!r}')
+  selection.check_mask_ratio(opts.mask_ratio)
   return opts
 
 
