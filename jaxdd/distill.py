@@ -30,8 +30,7 @@ from jaxdd import models as models_lib
 from jaxdd import registry
 from jaxdd import sharding as sharding_lib
 from jaxdd.data import real_filter
-from jaxdd.errors import ConfigError
-from jaxdd.experts import is_int
+from jaxdd.errors import ConfigError, is_int
 from jaxdd.interfaces import RealBatch
 from jaxdd.outputs import save_grid_png, write_json
 

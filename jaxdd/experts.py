@@ -47,7 +47,7 @@ import optax
 from jaxdd import augment
 from jaxdd import evaluate
 from jaxdd import models as models_lib
-from jaxdd.errors import ConfigError, DataError
+from jaxdd.errors import ConfigError, DataError, is_int, is_num
 
 _CHOICE_FOLD = 1 << 30  # fold_in index of the shared DSA-group key
 _FIELD = 'objective.experts.'
@@ -79,16 +79,6 @@ class ExpertConfig(NamedTuple):
   dsa_strategy: str = augment.DEFAULT_STRATEGY
   seed: int = 0
   seed_loop: str = 'auto'
-
-
-def is_int(v) -> bool:
-  """True for a Python or numpy integer, False for bools (config-value checks)."""
-  return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def is_num(v) -> bool:
-  """True for a Python or numpy integer or float, False for bools."""
-  return is_int(v) or isinstance(v, (float, np.floating))
 
 
 # field -> (accepted?, what is accepted)

@@ -55,8 +55,7 @@ import optax
 from jaxdd import batch_augment
 from jaxdd import evaluate
 from jaxdd import models as models_lib
-from jaxdd.errors import ConfigError, DataError
-from jaxdd.experts import is_int, is_num
+from jaxdd.errors import ConfigError, DataError, is_int, is_num
 
 FIELD_PREFIX = 'objective.teachers.'   # config errors name FIELD_PREFIX + field
 OPTIMIZERS = ('sgd', 'adamw')

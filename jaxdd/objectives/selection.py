@@ -22,7 +22,7 @@ Config: ``objective.param_mask`` ('none' or 'depth') and ``objective.mask_ratio`
 
 import numpy as np
 
-from jaxdd.errors import ConfigError
+from jaxdd.errors import ConfigError, is_num
 
 PARAM_MASKS = ('none', 'depth')
 
@@ -44,9 +44,7 @@ def mask_ratio(obj_cfg) -> float | None:
 
 def check_mask_ratio(ratio) -> None:
   """``objective.mask_ratio`` must be a number in [0, 1) (DM, DC and MTT alike)."""
-  is_number = (isinstance(ratio, (int, float, np.integer, np.floating))
-               and not isinstance(ratio, (bool, np.bool_)))
-  if not is_number or not 0 <= ratio < 1:
+  if not is_num(ratio) or not 0 <= ratio < 1:
     raise ConfigError(f'objective.mask_ratio must be a number in [0, 1), got {ratio!r}')
 
 

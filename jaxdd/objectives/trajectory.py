@@ -54,7 +54,7 @@ import numpy as np
 
 from jaxdd import augment
 from jaxdd import evaluate as eval_lib
-from jaxdd.errors import ConfigError
+from jaxdd.errors import ConfigError, is_int, is_num
 from jaxdd.objectives import selection
 
 CHECKPOINTS = ('none', 'step', 'nested')
@@ -92,14 +92,6 @@ class MTTOptions(NamedTuple):
   checkpoint: str = 'step'
 
 
-def _is_int(v) -> bool:
-  return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_number(v) -> bool:
-  return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
 def mtt_options(obj_cfg) -> MTTOptions:
   """Reads and validates ``config.objective`` (a ConfigDict or dict) into MTTOptions.
 
@@ -111,12 +103,12 @@ def mtt_options(obj_cfg) -> MTTOptions:
   opts = MTTOptions(**values)
   for field in ('syn_steps', 'expert_epochs', 'max_start_epoch'):
     v = getattr(opts, field)
-    if not _is_int(v) or v <= 0:
+    if not is_int(v) or v <= 0:
       raise ConfigError(f'objective.{field} must be a positive integer, got {v!r}')
   for field in ('min_start_epoch', 'expansion_end_step', 'batch_syn',
                 'max_start_epoch_initial'):
     v = getattr(opts, field)
-    if not _is_int(v) or v < 0:
+    if not is_int(v) or v < 0:
       raise ConfigError(f'objective.{field} must be an integer >= 0, got {v!r}')
   if opts.min_start_epoch >= opts.max_start_epoch:
     raise ConfigError(f'objective.min_start_epoch must be < objective.max_start_epoch '
@@ -135,9 +127,9 @@ def mtt_options(obj_cfg) -> MTTOptions:
       augment.parse_strategy(opts.dsa_strategy)
     except ConfigError as e:
       raise ConfigError(f'objective.{e}') from None
-  if not _is_number(opts.lr_teacher) or not opts.lr_teacher > 0:
+  if not is_num(opts.lr_teacher) or not opts.lr_teacher > 0:
     raise ConfigError(f'objective.lr_teacher must be a number > 0, got {opts.lr_teacher!r}')
-  if not _is_number(opts.threshold) or opts.threshold < 0:
+  if not is_num(opts.threshold) or opts.threshold < 0:
     raise ConfigError(f'objective.threshold must be a number >= 0 (0 = off), '
                       f'got {opts.threshold!r}')
   for field, accepted in (('label_loss', LABEL_LOSSES), ('param_mask', PARAM_MASKS),

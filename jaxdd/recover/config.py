@@ -8,8 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxdd.errors import ConfigError
-from jaxdd.experts import is_int
+from jaxdd.errors import ConfigError, is_int
 from jaxdd.objectives import spectral as sp
 from jaxdd.objectives import edc_losses as edc
 

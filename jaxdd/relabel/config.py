@@ -11,8 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdd.errors import ConfigError
-from jaxdd.experts import is_int, is_num
+from jaxdd.errors import ConfigError, is_int, is_num
 
 OPTIMIZERS = ('adamw', 'sgd')
 SCHEDULES = ('cosine', 'quarter_cosine', 'smoothed', 'multistep')

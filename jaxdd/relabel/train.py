@@ -16,8 +16,7 @@ import optax
 from jaxdd import batch_augment as ba
 from jaxdd import evaluate
 from jaxdd import models as models_lib
-from jaxdd.errors import ConfigError, DataError
-from jaxdd.experts import is_int
+from jaxdd.errors import ConfigError, DataError, is_int
 from jaxdd.relabel.config import (RelabelConfig, check_relabel_config, eval_epochs,
                                   lr_schedule)
 
