@@ -150,7 +150,7 @@ def run(config, workdir: str, *, evaluate: bool = True, log=print) -> dict:
     recover_seconds = None
   else:
     targets = recover.prepare_targets(rcfg.method, recover_teachers, ds.x_train,
-                                      ds.y_train, k, rcfg)
+                                      ds.y_train, k, rcfg, log=log)
     images, labels = recover.synthesize(
         jax.random.key(config.seed), recover_teachers, targets, rcfg, k, image_shape,
         data=(ds.x_train, ds.y_train), log=log)

@@ -183,6 +183,18 @@ def test_sre2l_loss_matches_numpy():
   np.testing.assert_allclose(loss, ce + 0.01 * bn, rtol=1e-4)
 
 
+def test_prepare_targets_reports_each_teacher():
+  model, variables = _teacher()
+  x, y = _data()
+  cfg = rc.default_config('sre2l', **NOAUG)
+  lines = []
+  out = rc.prepare_targets('sre2l', [(model, variables)] * 2, x, y, K, cfg,
+                           log=lines.append)
+  assert len(out) == 2 and len(lines) == 3
+  assert '2 teacher(s)' in lines[0] and '1/2' in lines[1] and 'ETA' in lines[1]
+  assert '2/2' in lines[2]
+
+
 @pytest.mark.parametrize('kind,signal', [('hfm', 'mean'), ('lfm', 'class')])
 def test_cfm_loss_with_emu_matches_numpy(kind, signal):
   model, variables = _teacher()

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdd.errors import ConfigError, DataError
+from jaxdd.errors import ConfigError, DataError, is_int
 
 
 class ClassIndex(NamedTuple):
@@ -83,8 +83,7 @@ def _host_rng(seed_or_key) -> np.random.Generator:
 
 
 def _check_per_class(per_class) -> None:
-  if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) \
-      or per_class <= 0:
+  if not is_int(per_class) or per_class <= 0:
     raise ConfigError(f'images per class must be a positive integer, got {per_class!r}')
 
 

@@ -33,7 +33,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from jaxdd.data import preprocess
-from jaxdd.errors import ConfigError, DataError
+from jaxdd.errors import ConfigError, DataError, is_int
 
 SPEC_FORMS = 'digits, npz:PATH or tfds:NAME'
 DIGITS_TRAIN_FRACTION = 0.8
@@ -219,8 +219,7 @@ def _check_resize(resize) -> Optional[tuple]:
   if resize is None or (isinstance(resize, (tuple, list)) and not resize):
     return None
   ok = (isinstance(resize, (tuple, list)) and len(resize) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
-                for v in resize))
+        and all(is_int(v) and v > 0 for v in resize))
   if not ok:
     raise ConfigError(f'data_resize must be (height, width) of positive integers, or '
                       f'empty / None for no resize; got {resize!r}')
@@ -314,7 +313,7 @@ def check_ipc(ds: Dataset, ipc: int) -> None:
     ConfigError: ``ipc`` is not a positive integer.
     DataError: some class of ``ds``'s train split has fewer than ``ipc`` images.
   """
-  if isinstance(ipc, bool) or not isinstance(ipc, (int, np.integer)) or ipc <= 0:
+  if not is_int(ipc) or ipc <= 0:
     raise ConfigError(f'ipc must be a positive integer, got {ipc!r}')
   counts = np.bincount(np.asarray(ds.y_train), minlength=ds.num_classes)
   short = np.flatnonzero(counts < ipc)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdd import dct
-from jaxdd.errors import ConfigError, DataError
+from jaxdd.errors import ConfigError, DataError, is_int
 from jaxdd.interfaces import Budget, Parameterization, SynData
 
 DCT_NORMS = dct.NORMS
@@ -43,7 +43,7 @@ def check_msz(msz, ipc: int, image_shape) -> None:
   """Raises ConfigError naming ``parameterization.msz`` and the accepted values."""
   h, w, _ = image_shape
   accepted = valid_msz(ipc, image_shape)
-  if isinstance(msz, bool) or not isinstance(msz, (int, np.integer)) or msz not in accepted:
+  if not is_int(msz) or msz not in accepted:
     raise ConfigError(
         f'parameterization.msz must be an integer in 1..{h * w} (H·W) that divides '
         f'ipc·H·W = {ipc}·{h}·{w} = {ipc * h * w}, so that ipc·H·W/msz instances per '
@@ -110,7 +110,7 @@ def make_fred(*, num_classes: int, ipc: int, image_shape, msz: int,
   Raises:
     ConfigError: a bad ``ipc``, ``msz`` or ``dct_norm``, before anything is compiled.
   """
-  if isinstance(ipc, bool) or not isinstance(ipc, (int, np.integer)) or ipc <= 0:
+  if not is_int(ipc) or ipc <= 0:
     raise ConfigError(f'ipc must be a positive integer, got {ipc!r}')
   if dct_norm not in DCT_NORMS:
     raise ConfigError(f"parameterization.dct_norm must be 'ortho' or None, got {dct_norm!r}")

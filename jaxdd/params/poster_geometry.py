@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxdd.errors import ConfigError
+from jaxdd.errors import ConfigError, is_int, is_num
 
 # The paper's CIFAR-10 run: 96 patches on a 153×60 poster of 32×32 images.
 PATCH_DENSITY = 96 * 32 * 32 / (153 * 60)
@@ -106,8 +106,7 @@ class PosterGeometry(NamedTuple):
 def _ints(value, n, field, what):
   """``value`` as a tuple of ``n`` positive ints, else a ConfigError naming ``field``."""
   seq = value if isinstance(value, (tuple, list, np.ndarray)) else [value]
-  if len(seq) != n or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                              and v > 0 for v in seq):
+  if len(seq) != n or not all(is_int(v) and v > 0 for v in seq):
     raise ConfigError(f'{field} must be {what}, got {value!r}')
   return tuple(int(v) for v in seq)
 
@@ -124,8 +123,7 @@ def poster_geometry(*, num_classes, image_shape, ipc, grid=None, patches=None,
     raise ConfigError(f'num_classes must be an integer ≥ 2 (a poster shares pixels '
                       f'between classes), got {k}')
   h, w, _ = _ints(image_shape, 3, 'image_shape', '(H, W, C) of positive integers')
-  if (isinstance(ipc, bool) or not isinstance(ipc, (int, float, np.integer, np.floating))
-      or not math.isfinite(ipc) or ipc <= 0):
+  if not is_num(ipc) or not math.isfinite(ipc) or ipc <= 0:
     raise ConfigError(f'ipc must be a positive number (fractions allowed), got {ipc!r}')
   if class_order is not None:
     class_order = np.asarray(class_order)
