@@ -4,15 +4,16 @@ MNIST shapes (28x28x1, 10 classes), ConvNet-3 (width 128, instance norm), IPC 10
 batch_syn 100 (the whole set), per-sample DSA in every student step: the jitted
 ``value_and_grad`` of ``trajectory.trajectory_loss`` w.r.t. the images and syn_lr, for
 each ``syn_steps`` x ``checkpoint`` policy ('none', 'step', 'nested'; see
-``trajectory.unroll``). The buffer is random (2 experts x 5 checkpoints of the right
-P): memory and time do not depend on its values.
+``trajectory.unroll``) x ``grad_chunks`` (each student step's gradient in that many
+rematerialised sub-batches; 'none' only with 1). The buffer is random (2 experts x 5
+checkpoints of the right P): memory and time do not depend on its values.
 
 Per configuration: XLA's compile-time memory estimate (``compiled.memory_analysis()``:
 peak ≈ temp + arguments + outputs − aliased), the compile time and the median of
 ``--repeats`` timed calls after a warm-up. A configuration whose estimate exceeds
 ``--max_run_gb`` is compiled but not run. Separately, in a fresh subprocess, the
 growth of the process's peak RSS (``ru_maxrss``) over its RSS before compiling, for
-syn_steps 10 with 'step'.
+syn_steps 10 with 'step', one probe per ``--grad_chunks`` value.
 
 Acceptance (issue 5): syn_steps 10 'step' ≤ 3 s per iteration and ≤ 1 GB above the
 start; syn_steps 80 within 8 GB (the 'step' / 'nested' estimate). For scale (XLA
@@ -20,7 +21,7 @@ cost analysis): one forward of the 100 images is 9.8 GFLOP, the meta-gradient of
 student step 69 GFLOP, ≈ 98 with 'step' rematerialisation, so syn_steps 10 is ≈ 1 TFLOP.
 
     python benchmarks/mtt_memory.py                          # the full table
-    python benchmarks/mtt_memory.py --syn_steps=10 --policies=step   # quick
+    python benchmarks/mtt_memory.py --syn_steps=10 --policies=step --grad_chunks=1  # quick
     python benchmarks/mtt_memory.py --time_max_steps=10   # time 10 steps, memory of all
 
 Writes benchmarks/results/mtt_memory.json and prints a markdown table.
@@ -85,9 +86,10 @@ def make_problem(conv_impl: str, seed: int = 0):
   return ctx, images, labels, int(flat.shape[0])
 
 
-def compile_loss(ctx, labels, syn_steps: int, policy: str):
+def compile_loss(ctx, labels, syn_steps: int, policy: str, grad_chunks: int = 1):
   opts = tm.MTTOptions(syn_steps=syn_steps, expert_epochs=2, max_start_epoch=2,
-                       batch_syn=K * IPC, dsa=True, checkpoint=policy)
+                       batch_syn=K * IPC, dsa=True, checkpoint=policy,
+                       grad_chunks=grad_chunks)
 
   def loss(images, syn_lr, key):
     syn = SynData(images, labels, {'syn_lr': syn_lr})
@@ -121,15 +123,18 @@ def time_calls(compiled, images, repeats: int) -> list:
   return times[1:]
 
 
-def rss_probe(conv_impl: str, syn_steps: int, policy: str, repeats: int) -> dict:
+def rss_probe(conv_impl: str, syn_steps: int, policy: str, repeats: int,
+              grad_chunks: int) -> dict:
   """Peak-RSS growth over the RSS before compiling (run in a fresh process)."""
   ctx, images, labels, _ = make_problem(conv_impl)
   jax.block_until_ready(images)
   before = _rss_bytes()
-  compiled, _ = compile_loss(ctx, labels, syn_steps, policy)
+  compiled, _ = compile_loss(ctx, labels, syn_steps, policy, grad_chunks)
+  compiled_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # KB
   times = time_calls(compiled, images, repeats)
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # KB on Linux
-  return {'syn_steps': syn_steps, 'checkpoint': policy, 'rss_before_gb': before / GB,
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  return {'syn_steps': syn_steps, 'checkpoint': policy, 'grad_chunks': grad_chunks,
+          'rss_before_gb': before / GB, 'peak_rss_after_compile_gb': compiled_peak / GB,
           'peak_rss_gb': peak / GB, 'rss_increase_gb': (peak - before) / GB,
           'step_seconds_median': float(np.median(times))}
 
@@ -140,6 +145,9 @@ def main():
   p.add_argument('--policies', default='none,step,nested')
   p.add_argument('--repeats', type=int, default=3)
   p.add_argument('--conv_impl', default='auto')
+  p.add_argument('--grad_chunks', default='1,2,4',
+                 help='objective.grad_chunks values: the table for each, and one RSS '
+                      'probe each (syn_steps 10, step)')
   p.add_argument('--time_max_steps', type=int, default=None,
                  help='time only configurations with syn_steps up to this; the others '
                       'get the memory estimate alone (default: time all)')
@@ -150,8 +158,10 @@ def main():
   p.add_argument('--rss_probe', action='store_true', help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.rss_probe:
-    print(json.dumps(rss_probe(a.conv_impl, int(a.syn_steps), a.policies, a.repeats)))
+    print(json.dumps(rss_probe(a.conv_impl, int(a.syn_steps), a.policies, a.repeats,
+                               int(a.grad_chunks))))
     return
+  chunks_list = [int(c) for c in a.grad_chunks.split(',')]
 
   steps_list = [int(s) for s in a.syn_steps.split(',')]
   policies = a.policies.split(',')
@@ -160,47 +170,56 @@ def main():
       sys.exit(f'--policies: {pol!r} is not one of {", ".join(tm.CHECKPOINTS)}')
   max_run = (a.max_run_gb * GB if a.max_run_gb else _available_bytes() / 2)
 
-  # The RSS probe first, in its own process, so nothing else inflates its high-water mark.
-  probe = subprocess.run(
-      [sys.executable, os.path.abspath(__file__), '--rss_probe', '--syn_steps=10',
-       '--policies=step', f'--conv_impl={a.conv_impl}', f'--repeats={a.repeats}'],
-      capture_output=True, text=True, check=True)
-  rss = json.loads(probe.stdout.strip().splitlines()[-1])
+  # The RSS probes first, each in its own process, so nothing else inflates its
+  # high-water mark.
+  probes = []
+  for c in chunks_list:
+    probe = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), '--rss_probe', '--syn_steps=10',
+         '--policies=step', f'--conv_impl={a.conv_impl}', f'--repeats={a.repeats}',
+         f'--grad_chunks={c}'], capture_output=True, text=True, check=True)
+    probes.append(json.loads(probe.stdout.strip().splitlines()[-1]))
+    print('RSS probe:', json.dumps(probes[-1]), flush=True)
 
   ctx, images, labels, num_params = make_problem(a.conv_impl)
   rows = []
-  for s in steps_list:
-    for pol in policies:
-      compiled, compile_s = compile_loss(ctx, labels, s, pol)
-      mem = memory_estimate(compiled)
-      row = {'syn_steps': s, 'checkpoint': pol, 'compile_seconds': round(compile_s, 2),
-             'estimated_peak_gb': round(mem['peak_bytes'] / GB, 3),
-             'memory_analysis': mem}
-      if a.time_max_steps is not None and s > a.time_max_steps:
-        row['not_run'] = f'memory estimate only (--time_max_steps={a.time_max_steps})'
-      elif mem['peak_bytes'] <= max_run:
-        times = time_calls(compiled, images, a.repeats)
-        row['step_seconds_median'] = round(float(np.median(times)), 3)
-        row['step_seconds_all'] = [round(t, 3) for t in times]
-      else:
-        row['not_run'] = f'estimate above {max_run / GB:.1f} GB'
-      rows.append(row)
-      print(json.dumps({k: v for k, v in row.items() if k != 'memory_analysis'}),
-            flush=True)
-      del compiled
+  # One row per (syn_steps, policy, grad_chunks); grad_chunks > 1 only with remat.
+  configs = [(s, pol, c) for s in steps_list for pol in policies for c in chunks_list
+             if pol != 'none' or c == 1]
+  for s, pol, c in configs:
+    compiled, compile_s = compile_loss(ctx, labels, s, pol, c)
+    mem = memory_estimate(compiled)
+    row = {'syn_steps': s, 'checkpoint': pol, 'grad_chunks': c,
+           'compile_seconds': round(compile_s, 2),
+           'estimated_peak_gb': round(mem['peak_bytes'] / GB, 3),
+           'memory_analysis': mem}
+    if a.time_max_steps is not None and s > a.time_max_steps:
+      row['not_run'] = f'memory estimate only (--time_max_steps={a.time_max_steps})'
+    elif mem['peak_bytes'] <= max_run:
+      times = time_calls(compiled, images, a.repeats)
+      row['step_seconds_median'] = round(float(np.median(times)), 3)
+      row['step_seconds_all'] = [round(t, 3) for t in times]
+    else:
+      row['not_run'] = f'estimate above {max_run / GB:.1f} GB'
+    rows.append(row)
+    print(json.dumps({k: v for k, v in row.items() if k != 'memory_analysis'}),
+          flush=True)
+    del compiled
 
-  by = {(r['syn_steps'], r['checkpoint']): r for r in rows}
-  at80 = [by[(80, pol)]['estimated_peak_gb'] for pol in ('step', 'nested')
-          if (80, pol) in by]
+  at80 = [r['estimated_peak_gb'] for r in rows
+          if r['syn_steps'] == 80 and r['checkpoint'] in ('step', 'nested')]
+  # Issue 5's targets at syn_steps 10 ('step'), per grad_chunks (each its own probe).
+  meets = {f"grad_chunks={r['grad_chunks']}": {
+      'step_seconds<=3': r['step_seconds_median'] <= 3.0,
+      'rss_increase_gb<=1': r['rss_increase_gb'] <= 1.0} for r in probes}
   result = {
       'benchmark': 'value_and_grad of the MTT loss, MNIST shapes, ConvNet-3 w128 '
                    'instancenorm, IPC 10, batch_syn 100, per-sample DSA',
       'num_params': num_params, 'conv_impl': a.conv_impl, 'rows': rows,
-      'rss_probe': {k: (round(v, 3) if isinstance(v, float) else v)
-                    for k, v in rss.items()},
+      'rss_probes': [{k: (round(v, 3) if isinstance(v, float) else v)
+                      for k, v in r.items()} for r in probes],
       'acceptance': {
-          'syn_steps_10_step_seconds<=3': rss['step_seconds_median'] <= 3.0,
-          'syn_steps_10_step_rss_increase_gb<=1': rss['rss_increase_gb'] <= 1.0,
+          'syn_steps_10_step': meets,
           'syn_steps_80_estimate_gb<=8': (min(at80) <= 8.0) if at80 else None},
       'matmul_peak_gflops': round(machine.matmul_gflops(), 1),
       'hardware': machine.hardware(),
@@ -210,14 +229,18 @@ def main():
   with open(a.out, 'w') as f:
     json.dump(result, f, indent=2)
 
-  print('\n| syn_steps | checkpoint | est. peak (GB) | compile (s) | step (s) |')
-  print('|---|---|---|---|---|')
+  print('\n| syn_steps | checkpoint | grad_chunks | est. peak (GB) | compile (s) | '
+        'step (s) |')
+  print('|---|---|---|---|---|---|')
   for r in rows:
     step_s = r.get('step_seconds_median', 'not run')
-    print(f"| {r['syn_steps']} | {r['checkpoint']} | {r['estimated_peak_gb']:.2f} | "
-          f"{r['compile_seconds']:.1f} | {step_s} |")
-  print(f"\nRSS probe (syn_steps 10, step): +{rss['rss_increase_gb']:.2f} GB over "
-        f"{rss['rss_before_gb']:.2f} GB, {rss['step_seconds_median']:.2f} s per step")
+    print(f"| {r['syn_steps']} | {r['checkpoint']} | {r['grad_chunks']} | "
+          f"{r['estimated_peak_gb']:.2f} | {r['compile_seconds']:.1f} | {step_s} |")
+  for r in probes:
+    print(f"RSS probe (syn_steps 10, step, grad_chunks {r['grad_chunks']}): "
+          f"+{r['rss_increase_gb']:.2f} GB over {r['rss_before_gb']:.2f} GB "
+          f"(+{r['peak_rss_after_compile_gb'] - r['rss_before_gb']:.2f} GB after "
+          f"compiling), {r['step_seconds_median']:.2f} s per step")
   print('acceptance:', json.dumps(result['acceptance']))
 
 

@@ -306,7 +306,10 @@ def trajectory_config(c: ml_collections.ConfigDict, *, steps: int, syn_steps: in
       min_start_epoch=0, max_start_epoch_initial=0, expansion_end_step=0, batch_syn=0,
       dsa=True, dsa_strategy=augment.DEFAULT_STRATEGY, lr_teacher=lr_teacher,
       label_loss='ce', threshold=0.0, param_mask='none', mask_ratio=0.0,
-      checkpoint='step', init_from_experts=False))
+      checkpoint='step', init_from_experts=False,
+      # >1: each student step's gradient in that many rematerialised sub-batches, for
+      # 1/grad_chunks of one step's activation memory (objectives/trajectory.py).
+      grad_chunks=1))
   c.objective.experts = ml_collections.ConfigDict(dict(
       num_experts=num_experts, epochs=expert_train_epochs, lr=0.01, momentum=0.0,
       weight_decay=0.0, batch_size=256, dsa=True, dsa_strategy=augment.DEFAULT_STRATEGY,

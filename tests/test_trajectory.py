@@ -227,6 +227,44 @@ def test_checkpoint_policies_agree():
     np.testing.assert_allclose(float(gl), float(gl0), rtol=1e-4)
 
 
+def test_grad_chunks_give_the_same_loss_and_meta_gradient():
+  """A ConvNet student (instance norm), DSA on, minibatches of 6 in 1, 2 and 3 chunks."""
+  model, buffer, images, labels = _setup(num_experts=2, n_per_class=3, arch='convnet')
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
+  results = []
+  for chunks in (1, 2, 3):
+    opts = _opts(syn_steps=3, batch_syn=6, dsa=True, dsa_strategy='crop_flip',
+                 checkpoint='step', min_start_epoch=0, grad_chunks=chunks)
+
+    def loss(x, lr, opts=opts):
+      return tm.trajectory_loss(_syn(x, labels, lr), jax.random.key(5),
+                                ctx['trajectories'], ctx['apply_train'], 0, opts)[0]
+
+    results.append(_jit(jax.value_and_grad(loss, argnums=(0, 1)))(images, 0.05))
+  (v0, (gx0, gl0)), others = results[0], results[1:]
+  assert float(jnp.abs(gx0).sum()) > 0
+  for v, (gx, gl) in others:
+    np.testing.assert_allclose(float(v), float(v0), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(gx), np.asarray(gx0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(float(gl), float(gl0), rtol=1e-4)
+
+
+def test_grad_chunks_that_do_not_fit_are_refused():
+  model, buffer, images, labels = _setup(num_experts=2, n_per_class=3, arch='convnet')
+  ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
+  opts = _opts(batch_syn=6, grad_chunks=4, min_start_epoch=0)
+  with pytest.raises(ConfigError, match='objective.grad_chunks'):
+    tm.trajectory_loss(_syn(images, labels), jax.random.key(0), ctx['trajectories'],
+                       ctx['apply_train'], 0, opts)
+  cfg = ml_collections.ConfigDict(dict(
+      objective=dict(syn_steps=3, expert_epochs=2, max_start_epoch=5, grad_chunks=2),
+      model=dict(name='convnet', norm='batchnorm')))
+  with pytest.raises(ConfigError, match="grad_chunks=2.*batchnorm"):
+    mtt.make_mtt(cfg)
+  cfg.model.norm = 'instancenorm'
+  mtt.make_mtt(cfg)
+
+
 # ----------------------------------------------------------------------------------
 # PAD's masks.
 # ----------------------------------------------------------------------------------
@@ -364,7 +402,7 @@ def test_objective_gradients_reach_images_labels_and_syn_lr():
     ('min_start_epoch', 5), ('batch_syn', -1), ('lr_teacher', 0.0), ('threshold', -1.0),
     ('label_loss', 'mse'), ('param_mask', 'layer'), ('mask_ratio', 1.0),
     ('checkpoint', 'full'), ('dsa_strategy', 'color_warp'), ('dsa', 'yes'),
-    ('expansion_end_step', -3)])
+    ('expansion_end_step', -3), ('grad_chunks', 0), ('grad_chunks', 1.5)])
 def test_bad_config_values_raise(field, value):
   cfg = dict(syn_steps=3, expert_epochs=2, max_start_epoch=5, dsa=True)
   cfg[field] = value

@@ -142,6 +142,11 @@ def make_mtt(config) -> Objective:
     ConfigError: naming the field and the accepted values.
   """
   opts = tr.mtt_options(config.objective)
+  if opts.grad_chunks > 1 and (config.get('model') or {}).get('norm') == 'batchnorm':
+    raise ConfigError(
+        f'objective.grad_chunks={opts.grad_chunks} needs a per-sample student: '
+        "model.norm='batchnorm' would normalise each sub-batch by itself; use "
+        'grad_chunks=1 or another norm')
 
   def prepare(ds, config):
     buffer = build_buffer(ds, config)

@@ -73,7 +73,12 @@ class MTTOptions(NamedTuple):
   ``max_start_epoch_initial`` and ``expansion_end_step`` are DATM's
   ``current_max_start_epoch`` and ``expansion_end_epoch`` (counted in distillation
   steps); ``expansion_end_step=0`` turns sequential generation off. ``batch_syn=0`` is
-  the whole set; ``threshold=0`` turns the skip rule off.
+  the whole set; ``threshold=0`` turns the skip rule off. ``grad_chunks`` > 1 computes
+  each student step's gradient as the sum over that many equal sub-batches, each
+  rematerialised (``unroll``): the same loss and meta-gradient (up to float summation
+  order) for a per-sample student (instance norm), at 1/grad_chunks of one step's
+  activation memory; a batch-norm student would normalise per sub-batch, so
+  ``jaxdd.objectives.mtt`` refuses it.
   """
   syn_steps: int = 20
   expert_epochs: int = 3
@@ -90,6 +95,7 @@ class MTTOptions(NamedTuple):
   param_mask: str = 'none'
   mask_ratio: float = 0.0
   checkpoint: str = 'step'
+  grad_chunks: int = 1
 
 
 def mtt_options(obj_cfg) -> MTTOptions:
@@ -101,7 +107,7 @@ def mtt_options(obj_cfg) -> MTTOptions:
   get = obj_cfg.get
   values = {f: get(f, d) for f, d in MTTOptions._field_defaults.items()}
   opts = MTTOptions(**values)
-  for field in ('syn_steps', 'expert_epochs', 'max_start_epoch'):
+  for field in ('syn_steps', 'expert_epochs', 'max_start_epoch', 'grad_chunks'):
     v = getattr(opts, field)
     if not is_int(v) or v <= 0:
       raise ConfigError(f'objective.{field} must be a positive integer, got {v!r}')
@@ -215,19 +221,36 @@ def unroll(theta0, syn_lr, images, targets, idx, weight, aug_keys, apply_fn: App
   carries θ̂_i, recomputes one step at a time: S·P + one step); 'nested' scans
   ≈√S checkpointed segments of ≈√S checkpointed steps (keeps ≈2√S carries: 2√S·P +
   one step, for one more forward pass). With a ConvNet, P is small next to one step's
-  activations, so 'step' and 'nested' differ little until S·P dominates.
+  activations, so 'step' and 'nested' differ little until S·P dominates; then
+  ``grad_chunks`` divides the "one step" term (MTTOptions).
   """
   kind = opts.label_loss
 
   def sample_losses(logits, y):   # per-sample label_loss, so padding can be weighted 0
     return jax.vmap(lambda z, t: eval_lib.label_loss(z[None], t[None], kind))(logits, y)
 
+  def batch_grad(theta, x, y, w):
+    return jax.grad(lambda th: jnp.sum(w * sample_losses(apply_fn(th, x), y)))(theta)
+
+  def chunk_grad(theta, x, y, w):
+    # The minibatch's gradient as the sum of ``grad_chunks`` sub-batch gradients (the
+    # loss is a weighted sum over samples), each rematerialised: the meta-backward then
+    # holds one sub-batch's activations at a time.
+    c = opts.grad_chunks
+    split = lambda a: a.reshape((c, a.shape[0] // c) + a.shape[1:])
+
+    def add(g, chunk):
+      return g + batch_grad(theta, *chunk), None
+
+    add = jax.checkpoint(add, prevent_cse=False)
+    return jax.lax.scan(add, jnp.zeros_like(theta), (split(x), split(y), split(w)))[0]
+
   def step(theta, xs):
     i, w, k = xs
     x, y = images[i], targets[i]
     if opts.dsa:
       x = augment.dsa(k, x, strategy=opts.dsa_strategy, siamese=False)
-    grad = jax.grad(lambda th: jnp.sum(w * sample_losses(apply_fn(th, x), y)))(theta)
+    grad = (batch_grad if opts.grad_chunks == 1 else chunk_grad)(theta, x, y, w)
     return theta - syn_lr * grad, None
 
   xs = (idx, weight, aug_keys)
@@ -307,6 +330,10 @@ def trajectory_loss(syn, key, trajectories, apply_fn: ApplyFn, step, opts: MTTOp
   start, target = traj[e, t], traj[e, t + opts.expert_epochs]
   n = syn.images.shape[0]
   batch = n if opts.batch_syn <= 0 else min(opts.batch_syn, n)
+  if batch % opts.grad_chunks:   # shapes are static: raised while tracing
+    raise ConfigError(
+        f'objective.grad_chunks ({opts.grad_chunks}) must divide the student batch '
+        f'({batch}: objective.batch_syn, or all {n} synthetic images when it is 0)')
   idx, weight = minibatch_schedule(batch_key, n, batch, opts.syn_steps)
   aug_keys = jax.random.split(aug_key, opts.syn_steps)
   syn_lr = syn.extras['syn_lr']
