@@ -205,48 +205,49 @@ def test_meta_gradient_matches_finite_differences():
     np.testing.assert_allclose(float(glr), float(fd_lr), rtol=1e-5)
 
 
+def _meta_gradients(ctx, images, labels, key, opts_list):
+  """(loss, (d/d images, d/d syn_lr)) of the trajectory loss under each MTTOptions."""
+  results = []
+  for opts in opts_list:
+
+    def loss(x, lr, opts=opts):
+      return tm.trajectory_loss(_syn(x, labels, lr), key, ctx['trajectories'],
+                                ctx['apply_train'], 0, opts)[0]
+
+    results.append(_jit(jax.value_and_grad(loss, argnums=(0, 1)))(images, 0.05))
+  return results
+
+
+def _assert_all_agree(results, value_rtol, grad_atol):
+  """Every result equals the first (whose image gradient is not zero)."""
+  (v0, (gx0, gl0)), others = results[0], results[1:]
+  assert float(jnp.abs(gx0).sum()) > 0
+  for v, (gx, gl) in others:
+    np.testing.assert_allclose(float(v), float(v0), rtol=value_rtol)
+    np.testing.assert_allclose(np.asarray(gx), np.asarray(gx0), rtol=1e-4,
+                               atol=grad_atol)
+    np.testing.assert_allclose(float(gl), float(gl0), rtol=1e-4)
+
+
 def test_checkpoint_policies_agree():
   """5 steps (nested: a segment of 3 and a remainder of 2), DSA on, minibatches of 4."""
   model, buffer, images, labels = _setup(num_experts=2, n_per_class=3)
   ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
-  results = []
-  for policy in tm.CHECKPOINTS:
-    opts = _opts(syn_steps=5, batch_syn=4, dsa=True, dsa_strategy='crop_flip',
-                 checkpoint=policy, min_start_epoch=0)
-
-    def loss(x, lr, opts=opts):
-      return tm.trajectory_loss(_syn(x, labels, lr), jax.random.key(11),
-                                ctx['trajectories'], ctx['apply_train'], 0, opts)[0]
-
-    results.append(_jit(jax.value_and_grad(loss, argnums=(0, 1)))(images, 0.05))
-  (v0, (gx0, gl0)), others = results[0], results[1:]
-  assert float(jnp.abs(gx0).sum()) > 0
-  for v, (gx, gl) in others:
-    np.testing.assert_allclose(float(v), float(v0), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(gx), np.asarray(gx0), rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(float(gl), float(gl0), rtol=1e-4)
+  opts_list = [_opts(syn_steps=5, batch_syn=4, dsa=True, dsa_strategy='crop_flip',
+                     checkpoint=policy, min_start_epoch=0) for policy in tm.CHECKPOINTS]
+  results = _meta_gradients(ctx, images, labels, jax.random.key(11), opts_list)
+  _assert_all_agree(results, value_rtol=1e-6, grad_atol=1e-7)
 
 
 def test_grad_chunks_give_the_same_loss_and_meta_gradient():
   """A ConvNet student (instance norm), DSA on, minibatches of 6 in 1, 2 and 3 chunks."""
   model, buffer, images, labels = _setup(num_experts=2, n_per_class=3, arch='convnet')
   ctx = mtt.trajectory_ctx(model, buffer, SHAPE)
-  results = []
-  for chunks in (1, 2, 3):
-    opts = _opts(syn_steps=3, batch_syn=6, dsa=True, dsa_strategy='crop_flip',
-                 checkpoint='step', min_start_epoch=0, grad_chunks=chunks)
-
-    def loss(x, lr, opts=opts):
-      return tm.trajectory_loss(_syn(x, labels, lr), jax.random.key(5),
-                                ctx['trajectories'], ctx['apply_train'], 0, opts)[0]
-
-    results.append(_jit(jax.value_and_grad(loss, argnums=(0, 1)))(images, 0.05))
-  (v0, (gx0, gl0)), others = results[0], results[1:]
-  assert float(jnp.abs(gx0).sum()) > 0
-  for v, (gx, gl) in others:
-    np.testing.assert_allclose(float(v), float(v0), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(gx), np.asarray(gx0), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(float(gl), float(gl0), rtol=1e-4)
+  opts_list = [_opts(syn_steps=3, batch_syn=6, dsa=True, dsa_strategy='crop_flip',
+                     checkpoint='step', min_start_epoch=0, grad_chunks=chunks)
+               for chunks in (1, 2, 3)]
+  results = _meta_gradients(ctx, images, labels, jax.random.key(5), opts_list)
+  _assert_all_agree(results, value_rtol=1e-5, grad_atol=1e-6)
 
 
 def test_grad_chunks_that_do_not_fit_are_refused():

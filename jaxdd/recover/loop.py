@@ -27,7 +27,7 @@ def _as_teachers(teachers):
 
 
 def prepare_targets(method: str, teacher, x_train, y_train, num_classes: int,
-                    cfg: RecoverConfig, log: Callable[[str], None] | None = None):
+                    cfg: RecoverConfig, log: Callable[[str], None] = lambda line: None):
   """Teacher statistics over the full training set, once (``accumulate_statistics``).
 
   SRe2L: the BN running (mean, var) per BN input (no data pass). CFM: per
@@ -44,22 +44,20 @@ def prepare_targets(method: str, teacher, x_train, y_train, num_classes: int,
     num_classes: K.
     cfg: the RecoverConfig (stats_batch_size, cfm_signal, edc_form, patch_stats).
     log: called with one line per teacher (a pass over the whole training set can take
-      minutes on a CPU; the first line gives the ETA of the rest).
+      minutes on a CPU; the first line gives the ETA of the rest); silent by default.
   """
   check_recover_config(cfg._replace(method=method))   # names 'method' when unknown
   teachers, single = _as_teachers(teacher)
   x_train, y_train = np.asarray(x_train), np.asarray(y_train)
   out, t0 = [], time.time()
-  if log is not None:
-    log(f'[recover {method}] teacher statistics of {len(teachers)} teacher(s) over '
-        f'{len(x_train)} training images')
+  log(f'[recover {method}] teacher statistics of {len(teachers)} teacher(s) over '
+      f'{len(x_train)} training images')
   for i, (m, v) in enumerate(teachers):
     out.append(METHODS[method].prepare(cfg, m, v, x_train, y_train, num_classes))
-    if log is not None:
-      done = time.time() - t0
-      eta = done / (i + 1) * (len(teachers) - i - 1)
-      log(f'[recover {method}] teacher statistics {i + 1}/{len(teachers)}: '
-          f'{done:.0f} s, ETA {eta:.0f} s')
+    done = time.time() - t0
+    eta = done / (i + 1) * (len(teachers) - i - 1)
+    log(f'[recover {method}] teacher statistics {i + 1}/{len(teachers)}: '
+        f'{done:.0f} s, ETA {eta:.0f} s')
   return out[0] if single else out
 
 
