@@ -13,12 +13,16 @@ peak ≈ temp + arguments + outputs − aliased), the compile time and the media
 ``--repeats`` timed calls after a warm-up. A configuration whose estimate exceeds
 ``--max_run_gb`` is compiled but not run. Separately, in a fresh subprocess, the
 growth of the process's peak RSS (``ru_maxrss``) over its RSS before compiling, for
-syn_steps 10 with 'step', one probe per ``--grad_chunks`` value.
+syn_steps 10 with 'step', one probe per ``--grad_chunks`` value; as in the distillation
+loop, the heap the compiler freed goes back to the OS before the first call
+(``host_memory.release_free_memory``; ``--no_trim`` keeps it).
 
 Acceptance (issue 5): syn_steps 10 'step' ≤ 3 s per iteration and ≤ 1 GB above the
 start; syn_steps 80 within 8 GB (the 'step' / 'nested' estimate). For scale (XLA
 cost analysis): one forward of the 100 images is 9.8 GFLOP, the meta-gradient of one
-student step 69 GFLOP, ≈ 98 with 'step' rematerialisation, so syn_steps 10 is ≈ 1 TFLOP.
+student step 69 GFLOP, ≈ 98 with 'step' rematerialisation, so syn_steps 10 is ≈ 1 TFLOP
+in the patches form; 55.5 GFLOP per step, 0.56 TFLOP, with Winograd convolutions (the
+CPU default).
 
     python benchmarks/mtt_memory.py                          # the full table
     python benchmarks/mtt_memory.py --syn_steps=10 --policies=step --grad_chunks=1  # quick
@@ -40,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdd import experts
+from jaxdd import host_memory
 from jaxdd import models
 from jaxdd.interfaces import SynData
 from jaxdd.objectives import mtt
@@ -124,17 +129,28 @@ def time_calls(compiled, images, repeats: int) -> list:
 
 
 def rss_probe(conv_impl: str, syn_steps: int, policy: str, repeats: int,
-              grad_chunks: int) -> dict:
-  """Peak-RSS growth over the RSS before compiling (run in a fresh process)."""
+              grad_chunks: int, trim: bool = True) -> dict:
+  """Peak-RSS growth over the RSS before compiling (run in a fresh process).
+
+  With ``trim``, the heap pages the compiler freed go back to the OS after compiling
+  (`host_memory.release_free_memory`, as the distillation loop does).
+  """
   ctx, images, labels, _ = make_problem(conv_impl)
   jax.block_until_ready(images)
   before = _rss_bytes()
   compiled, _ = compile_loss(ctx, labels, syn_steps, policy, grad_chunks)
   compiled_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # KB
+  resident_after_compile = _rss_bytes()
+  if trim:
+    host_memory.release_free_memory()
+  resident_after_trim = _rss_bytes()
   times = time_calls(compiled, images, repeats)
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
   return {'syn_steps': syn_steps, 'checkpoint': policy, 'grad_chunks': grad_chunks,
+          'trim': trim,
           'rss_before_gb': before / GB, 'peak_rss_after_compile_gb': compiled_peak / GB,
+          'rss_after_compile_gb': resident_after_compile / GB,
+          'rss_after_trim_gb': resident_after_trim / GB,
           'peak_rss_gb': peak / GB, 'rss_increase_gb': (peak - before) / GB,
           'step_seconds_median': float(np.median(times))}
 
@@ -155,11 +171,14 @@ def main():
                  help='do not run configurations estimated above this (default: half '
                       'the available memory)')
   p.add_argument('--out', default=os.path.join(HERE, 'results', 'mtt_memory.json'))
+  p.add_argument('--no_trim', action='store_true',
+                 help='RSS probes without returning the compiler\'s freed heap to the OS '
+                      '(the distillation loop returns it)')
   p.add_argument('--rss_probe', action='store_true', help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.rss_probe:
     print(json.dumps(rss_probe(a.conv_impl, int(a.syn_steps), a.policies, a.repeats,
-                               int(a.grad_chunks))))
+                               int(a.grad_chunks), trim=not a.no_trim)))
     return
   chunks_list = [int(c) for c in a.grad_chunks.split(',')]
 

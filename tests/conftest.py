@@ -9,6 +9,7 @@ Fresh per session, so a local run is timed as CI's clean one.
 
 import os
 import tempfile
+import types
 
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:   # the controller; workers inherit it
   os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='jaxdd_test_xla_')
@@ -68,12 +69,23 @@ def interrupt_and_resume(monkeypatch, config, workdir: str, fail_at_call: int = 
     run = real_setup(cfg)
     calls = {'n': 0}
 
-    def step_fn(*args):
-      calls['n'] += 1
-      if calls['n'] == fail_at_call:
-        raise KeyboardInterrupt
-      return run.step_fn(*args)
-    return run._replace(step_fn=step_fn)
+    class InterruptedStep:
+      """The step, interrupted at its fail_at_call-th call; also once compiled ahead
+      (the loop calls ``step_fn.lower(...).compile()``)."""
+
+      def __init__(self, fn):
+        self.fn = fn
+
+      def lower(self, *args):
+        lowered = self.fn.lower(*args)
+        return types.SimpleNamespace(compile=lambda: InterruptedStep(lowered.compile()))
+
+      def __call__(self, *args):
+        calls['n'] += 1
+        if calls['n'] == fail_at_call:
+          raise KeyboardInterrupt
+        return self.fn(*args)
+    return run._replace(step_fn=InterruptedStep(run.step_fn))
 
   monkeypatch.setattr(distill, 'setup', interrupted_setup)
   with pytest.raises(KeyboardInterrupt):

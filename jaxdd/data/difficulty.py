@@ -32,7 +32,7 @@ import numpy as np
 
 from jaxdd import experts as experts_lib
 from jaxdd import models as models_lib
-from jaxdd.errors import ConfigError, DataError
+from jaxdd.errors import ConfigError, DataError, is_int, is_num
 
 _FIELD = 'objective.pad.'
 
@@ -140,21 +140,21 @@ def check_schedule_args(initial_ratio: float, add_end_epoch: int,
                         remove_epochs: Sequence[int],
                         remove_fractions: Sequence[float]) -> None:
   """Raises ConfigError naming ``objective.pad.<field>`` for invalid scheduler values."""
-  if not isinstance(initial_ratio, (int, float)) or not 0 < initial_ratio <= 1:
+  if not is_num(initial_ratio) or not 0 < initial_ratio <= 1:
     raise ConfigError(f'{_FIELD}initial_ratio must be in (0, 1], got {initial_ratio!r}')
-  if not isinstance(add_end_epoch, (int, np.integer)) or add_end_epoch < 1:
+  if not is_int(add_end_epoch) or add_end_epoch < 1:
     raise ConfigError(f'{_FIELD}add_end_epoch must be an integer >= 1, got '
                       f'{add_end_epoch!r}')
   if len(remove_epochs) != len(remove_fractions):
     raise ConfigError(f'{_FIELD}remove_epochs and remove_fractions must have the same '
                       f'length, got {list(remove_epochs)} and {list(remove_fractions)}')
   epochs = list(remove_epochs)
-  if (any(not isinstance(r, (int, np.integer)) for r in epochs)
+  if (any(not is_int(r) for r in epochs)
       or any(b <= a for a, b in zip(epochs, epochs[1:]))
       or (epochs and epochs[0] < add_end_epoch)):
     raise ConfigError(f'{_FIELD}remove_epochs must be increasing integers >= '
                       f'add_end_epoch={add_end_epoch}, got {epochs}')
-  if any(not isinstance(f, (int, float)) or not 0 <= f < 1 for f in remove_fractions):
+  if any(not is_num(f) or not 0 <= f < 1 for f in remove_fractions):
     raise ConfigError(f'{_FIELD}remove_fractions must be in [0, 1), got '
                       f'{list(remove_fractions)}')
 

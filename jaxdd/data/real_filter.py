@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from jaxdd import models as models_lib
-from jaxdd.errors import ConfigError
+from jaxdd.errors import ConfigError, is_int, is_num
 
 DROPS = ('none', 'hard', 'easy')
 DEFAULTS = dict(drop='none', ratio=0.0, el2n_nets=3, el2n_epochs=2, cache_dir='')
@@ -51,11 +51,11 @@ def settings(config) -> dict:
     raise ConfigError(f'real_filter.drop must be one of {", ".join(DROPS)}, '
                       f'got {s["drop"]!r}')
   ratio = s['ratio']
-  if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+  if not is_num(ratio) or not 0 <= ratio < 1:
     raise ConfigError(f'real_filter.ratio must be a number in [0, 1), got {ratio!r}')
   for k in ('el2n_nets', 'el2n_epochs'):
     v = s[k]
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+    if not is_int(v) or v <= 0:
       raise ConfigError(f'real_filter.{k} must be a positive integer, got {v!r}')
   return s
 

@@ -61,7 +61,7 @@ import optax
 from jaxdd import augment
 from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
-from jaxdd.errors import ConfigError
+from jaxdd.errors import ConfigError, is_int
 from jaxdd.interfaces import Objective
 
 TRUNCATIONS = ('random', 'fixed')
@@ -111,7 +111,7 @@ class BPTTConfig(NamedTuple):
 
 
 def _int_field(name, value, minimum):
-  if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+  if not is_int(value) or value < minimum:
     raise ConfigError(f'objective.{name} must be an integer >= {minimum}, got {value!r}')
 
 

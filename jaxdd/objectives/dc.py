@@ -55,7 +55,7 @@ import jax.numpy as jnp
 from jaxdd import augment
 from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
-from jaxdd.errors import ConfigError
+from jaxdd.errors import ConfigError, is_int
 from jaxdd.interfaces import Objective
 from jaxdd.objectives import selection
 
@@ -192,7 +192,7 @@ def make_dc(config) -> Objective:
   select_ratio = selection.mask_ratio(obj_cfg)   # PAD's FIEM under DC, None = off
   for field, value in (('outer_loop', outer_loop), ('inner_loop', inner_loop),
                        ('batch_train', batch_train), ('bn_per_class', bn_per_class)):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if not is_int(value) or value <= 0:
       raise ConfigError(f'objective.{field} must be a positive integer, got {value!r}')
   if not lr_net > 0:
     raise ConfigError(f'objective.lr_net must be > 0, got {lr_net!r}')

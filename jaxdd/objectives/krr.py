@@ -35,7 +35,7 @@ import optax
 from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
 from jaxdd import nt_compat
-from jaxdd.errors import ConfigError
+from jaxdd.errors import ConfigError, is_int, is_num
 from jaxdd.interfaces import Objective
 
 KIP_KERNELS = ('nt_ntk', 'nt_nngp', 'empirical_ntk')
@@ -159,8 +159,8 @@ def _choice(obj_cfg, field, default, accepted):
 
 def _positive(obj_cfg, field, default, integer=False, allow_zero=False):
   value = obj_cfg.get(field, default)
-  ok_type = (isinstance(value, int) if integer else isinstance(value, (int, float)))
-  if isinstance(value, bool) or not ok_type or not (value >= 0 if allow_zero else value > 0):
+  ok_type = is_int(value) if integer else is_num(value)
+  if not ok_type or not (value >= 0 if allow_zero else value > 0):
     kind = 'integer' if integer else 'number'
     raise ConfigError(f'objective.{field} must be a {"non-negative" if allow_zero else "positive"}'
                       f' {kind}, got {value!r}')

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxdd.errors import ConfigError, is_int
+from jaxdd.errors import ConfigError, is_int, is_num
 from jaxdd.objectives import spectral as sp
 from jaxdd.objectives import edc_losses as edc
 
@@ -123,7 +123,7 @@ def _require(ok, field, value, accepted):
 
 def _pair(v):
   return isinstance(v, (tuple, list)) and len(v) == 2 and all(
-      isinstance(a, (int, float)) for a in v)
+      is_num(a) for a in v)
 
 
 def check_recover_config(cfg: RecoverConfig) -> None:
@@ -141,13 +141,13 @@ def check_recover_config(cfg: RecoverConfig) -> None:
   _require(is_int(cfg.jitter) and cfg.jitter >= 0, 'jitter', cfg.jitter, 'int >= 0')
   for field in ('lr', 'eps', 'flatness_tau'):
     v = getattr(cfg, field)
-    _require(isinstance(v, (int, float)) and v > 0, field, v, 'a number > 0')
+    _require(is_num(v) and v > 0, field, v, 'a number > 0')
   for field in ('r_bn', 'first_bn_multiplier', 'cfm_eta', 'cfm_beta', 'flatness_weight'):
     v = getattr(cfg, field)
-    _require(isinstance(v, (int, float)) and v >= 0, field, v, 'a number >= 0')
+    _require(is_num(v) and v >= 0, field, v, 'a number >= 0')
   for field in ('smoothing_momentum', 'ema_alpha', 'edc_alpha'):
     v = getattr(cfg, field)
-    _require(isinstance(v, (int, float)) and 0 <= v <= 1, field, v, 'a number in [0, 1]')
+    _require(is_num(v) and 0 <= v <= 1, field, v, 'a number in [0, 1]')
   _require(_pair(cfg.betas) and all(0 <= b < 1 for b in cfg.betas), 'betas', cfg.betas,
            'two numbers in [0, 1)')
   scale = cfg.crop_scale
