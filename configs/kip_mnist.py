@@ -6,10 +6,12 @@ Paper: MNIST results in KIP's tables are kernel evaluations (not quoted here).
     python -m jaxdd.launch --config=configs/kip_mnist.py:10 \
         --config.data=npz:../shared/data/mnist.npz
 
-jaxdd (2 CPU cores, README results), IPC 10, 1000 steps: 41.50 +- 7.37 % vs random subset
-91.69 +- 0.54 % under the MSE evaluation of the learned labels (they grew to magnitude 6);
-the same images with one-hot labels and cross-entropy: 87.98 +- 0.55 %. The FC NTK's
-images do not transfer to a ConvNet here. Settings: kernel ridge regression from the synthetic set to a
+jaxdd (2 CPU cores, README results), IPC 10, 1000 steps: 41.50 +- 7.37 % vs random
+subset 91.69 +- 0.54 % under the MSE evaluation of the learned labels (they grew to
+magnitude 6); the same images with one-hot labels and cross-entropy: 87.98 +- 0.55 %.
+The FC NTK's images do not transfer to a ConvNet here.
+
+Settings: kernel ridge regression from the synthetic set to a
 class-balanced real batch, K_ts (K_ss + 1e-6·tr(K_ss)/n·I)⁻¹ y_s, loss 0.5·MSE to
 centred one-hot targets; Adam 0.04 on the images (and the learned labels); the kernel
 is neural-tangents' infinite-width NTK (W_std √2, b_std 0.1) in float32 (the notebook

@@ -6,9 +6,9 @@ r"""PAD on MNIST, sized for a CPU (METHODS.md §2 PAD): configs/mtt_mnist.py plu
 jaxdd, measured (2 CPU cores): IPC 10 on mtt_mnist's 10-epoch buffer (6k subset, with
 ``ipc=10,steps=40 --config.objective.experts.epochs=10 --config.objective.max_start_epoch=5
 --config.eval.seeds=3``): 93.42 ± 0.16 % vs MTT 93.34 ± 0.15 % under the same flags and
-random subset 93.04 ± 0.11 % (README). The same masking on DATM (PAD's base: configs/datm_mnist.py's
-command plus ``--config.objective.param_mask=depth --config.objective.mask_ratio=0.5``):
-95.33 ± 0.13 % vs DATM 95.49 ± 0.11 %.
+random subset 93.04 ± 0.11 % (README). The same masking on DATM (PAD's base:
+configs/datm_mnist.py's command plus ``--config.objective.param_mask=depth
+--config.objective.mask_ratio=0.5``): 95.33 ± 0.13 % vs DATM 95.49 ± 0.11 %.
 
 MTT's CPU-sized settings (configs/mtt_mnist.py) with PAD's parameter selection: the
 first 50 % (IPC 10; 0 at IPC 1, as PAD's CIFAR-10 table) of the depth-ordered parameter
