@@ -9,7 +9,8 @@ jaxdd, 2 CPU cores, IPC 1, 200 steps (28 min, cores partly shared): 77.12 ± 1.5
 configs/ratbptt_cifar10.py (Adam 1e-3 inner and outer, outer gradient clipping at 2x
 the running norm, learned labels clamped >= 0, random truncation) shortened for 2 CPU
 cores: window 20 of a total 60 inner steps, a real batch of 64 per class; no ZCA; the
-augmentation is DSA's 'crop_scale_rotate' (digits must not be flipped). Evaluation: jaxdd's protocol (SGD, 300 epochs here).
+augmentation is DSA's 'crop_scale_rotate' (digits must not be flipped). Evaluation:
+jaxdd's protocol (SGD, 300 epochs here).
 """
 
 

@@ -6,8 +6,8 @@ host heap. It frees them when compilation ends, but glibc's malloc keeps freed h
 pages mapped, so the process's resident memory stays that much higher for the whole run
 and the program's own buffers come on top (measured for MTT, MNIST IPC 10, syn_steps
 10: +0.60 GB resident after compiling, of which `malloc_trim` returns 0.47 GB;
-benchmarks/results/mtt_memory.json). `release_free_memory` asks glibc to hand those pages back;
-the distillation loop calls it once after compiling its step.
+benchmarks/results/mtt_memory.json). `release_free_memory` asks glibc to hand those
+pages back; the distillation loop calls it once after compiling its step.
 """
 
 import ctypes
