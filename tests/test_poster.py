@@ -124,6 +124,43 @@ def test_blend_is_the_product_of_linear_fades():
   np.testing.assert_allclose(poster, want, rtol=1e-6)
 
 
+def test_real_patches_start_each_patch_from_a_real_image_of_its_majority_class():
+  """init='real_patches': a distinct real image per patch, placed at the patch and faded.
+
+  Image j of class k is the constant 10·k + j. A 3×2 grid of 4×4 patches on a 2-class
+  6×11 poster (x = 0, 4, 7 and y = 0, 2: they overlap along both axes): every pixel
+  that a single patch covers equals that patch's image, and every patch gets a
+  different image of its majority class.
+  """
+  def sampler(m):
+    images = np.stack([np.full((4, 4, 1), 10.0 * k + j, np.float32)
+                       for k in range(2) for j in range(m)])
+    return images, np.repeat(np.arange(2), m).astype(np.int32)
+
+  p = make_poster(num_classes=2, image_shape=(4, 4, 1), ipc=1.0, poster_shape=(6, 11),
+                  grid=(1, 2), patches=(3, 2), init='real_patches')
+  geom = poster_geometry(num_classes=2, image_shape=(4, 4, 1), ipc=1.0,
+                         poster_shape=(6, 11), grid=(1, 2), patches=(3, 2))
+  poster = np.asarray(p.init(jax.random.key(0), sampler)['poster'])[..., 0]
+  majority = np.argmax(poster_lib.fixed_patch_labels(geom, (4, 4), 'majority'), axis=1)
+  cover = np.zeros((6, 11), int)
+  for y in geom.patch_y:
+    for x in geom.patch_x:
+      cover[y:y + 4, x:x + 4] += 1
+  assert cover.max() > 1                             # the patches do overlap
+  seen = []
+  for i, y in enumerate(geom.patch_y):
+    for j, x in enumerate(geom.patch_x):
+      sole = cover[y:y + 4, x:x + 4] == 1
+      assert sole.any()
+      values = poster[y:y + 4, x:x + 4][sole]
+      np.testing.assert_allclose(values, values[0])
+      k = int(majority[i * 3 + j])
+      assert 10 * k <= values[0] < 10 * k + 10      # an image of the majority class
+      seen.append(values[0])
+  assert len(set(seen)) == 6                         # every patch its own image
+
+
 def test_gaussian_tiles_have_unit_norm():
   tiles = poster_lib.gaussian_tiles(jax.random.key(0), 5, (4, 4, 3))
   assert tiles.shape == (5, 4, 4, 3)

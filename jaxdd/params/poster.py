@@ -22,7 +22,10 @@ Geometry (``poster_geometry``, module ``jaxdd.params.poster_geometry``):
     ⌈Hp/rows⌉×⌈Wp/cols⌉ when image-size tiles would leave gaps (above 1 IPC).
 
 Init: 'tiles' (authors' code, ``src/base.py``; ``gaussian_tiles`` + ``blend_tiles``),
-'noise' (N(0, 1), the paper's Algorithm 1) or 'real' (a real image per class as its tile).
+'noise' (N(0, 1), the paper's Algorithm 1), 'real' (a real image per class as its tile)
+or 'real_patches' (jaxdd's, not the paper's: a real image of its majority class at every
+patch's position, blended with the same fades, so that each overlapping patch starts
+close to a real image instead of straddling two class tiles).
 
 PoDDL labels (§4.3):
   * fixed: 'majority' (the paper, the default): the class order matrix upsampled to the
@@ -55,7 +58,7 @@ from jaxdd.interfaces import Budget, Parameterization, SynData
 from jaxdd.params.poster_geometry import PosterGeometry, crop_starts, poster_geometry
 
 
-INITS = ('tiles', 'noise', 'real')
+INITS = ('tiles', 'noise', 'real', 'real_patches')
 FIXED_LABELS = ('majority', 'softmax', 'shares')
 LABEL_POOLS = ('crop', 'area')
 
@@ -110,10 +113,15 @@ def blend_tiles(tiles, geom: PosterGeometry) -> jnp.ndarray:
   fade`` in the authors' ``PoDD_utils.py``). Where three tiles overlap, the later fade
   overwrites part of the earlier one, as in that sequential code.
   """
-  (hp, wp), (rows, cols) = geom.poster_hw, geom.grid
-  row_strips = [_blend_1d([tiles[r, c] for c in range(cols)], geom.tile_x, wp, axis=1)
-                for r in range(rows)]
-  return _blend_1d(row_strips, geom.tile_y, hp, axis=0)
+  return blend_grid(tiles, geom.tile_y, geom.tile_x, geom.poster_hw)
+
+
+def blend_grid(tiles, y_starts, x_starts, poster_hw) -> jnp.ndarray:
+  """[Hp, Wp, C]: tiles [len(y_starts), len(x_starts), h, w, C], tile (i, j) placed at
+  (y_starts[i], x_starts[j]), blended with ``blend_tiles``' fades."""
+  hp, wp = poster_hw
+  row_strips = [_blend_1d(list(row), x_starts, wp, axis=1) for row in tiles]
+  return _blend_1d(row_strips, y_starts, hp, axis=0)
 
 
 def gaussian_tiles(key, num_classes: int, shape) -> jnp.ndarray:
@@ -295,7 +303,8 @@ def make_poster(*, num_classes: int, image_shape, ipc: float, grid=None, patches
     class_order: int [rows, cols], the class at each grid cell (e.g. from
       ``poco.poco_order``); default row-major 0..K−1.
     poster_shape: (Hp, Wp) instead of the size derived from ``ipc``.
-    init: 'tiles' (authors' code), 'noise' (paper's Algorithm 1) or 'real'.
+    init: 'tiles' (authors' code), 'noise' (paper's Algorithm 1), 'real' (a real
+      image per class tile) or 'real_patches' (a real image per patch; module doc).
     fixed_labels: 'majority' (paper), 'softmax' (authors' code) or 'shares'.
     label_pool: 'area' (paper's text) or 'crop' (authors' code), for learned labels.
 
@@ -326,9 +335,19 @@ def make_poster(*, num_classes: int, image_shape, ipc: float, grid=None, patches
   hard = jnp.asarray(fixed_patch_labels(geom, (h, w), fixed_labels))
   weights = label_pool_weights(geom, (h, w), label_pool) if learn_labels else None
 
+  # 'real_patches': patch p starts as image number rank[p] of its majority class.
+  patch_class = np.argmax(fixed_patch_labels(geom, (h, w), 'majority'), axis=1)
+  patch_rank = np.array([np.sum(patch_class[:p] == k) for p, k in enumerate(patch_class)])
+
   def init_fn(key, sample_real):
     if init == 'noise':
       poster = jax.random.normal(key, (hp, wp, c), jnp.float32)
+    elif init == 'real_patches':
+      per_class = int(patch_rank.max()) + 1
+      images, _ = sample_real(per_class)         # [K·per_class, H, W, C], class-major
+      chosen = jnp.asarray(images, jnp.float32)[patch_class * per_class + patch_rank]
+      poster = blend_grid(chosen.reshape(n_y, n_x, h, w, c), geom.patch_y, geom.patch_x,
+                          (hp, wp))
     else:
       if init == 'tiles':
         tiles = gaussian_tiles(key, num_classes, (th, tw, c))
