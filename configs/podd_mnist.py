@@ -16,7 +16,8 @@ over distillation seeds 0, 1, 2 (``--config.seed``): 79.86 ± 1.79 % (79.45 / 79
 80.80 %) vs 76.83 ± 1.52 % for RaT-BPTT at IPC 1 with the same steps and seeds
 (configs/ratbptt_mnist.py; 77.12 / 75.95 / 77.43 %) and 54.16 / 58.83 / 51.81 % for the
 random subsets at IPC 1. Denser, from class tiles: 10×4 patches, ``init=real``, seed 0
-(55 min): 72.05 ± 0.85 % vs RaT-BPTT's 77.12 ± 1.51 %.
+(55 min): 72.05 ± 0.85 % vs RaT-BPTT's 77.12 ± 1.51 %; the 7×2 grid from class tiles
+(``init=real``, seed 0): 63.03 ± 1.64 %, so the per-patch start matters.
 
 Defaults (the paper's choices where it has one): the poster of configs/podd_cifar10.py
 (2×5 class grid, Gaussian class tiles with fades) at ``ipc`` images per class (default
