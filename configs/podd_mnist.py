@@ -28,11 +28,12 @@ class names' text embeddings (configs/podd_cifar10.py); PoDDL learned labels (th
 paper's choice for every data set but CIFAR-10 at ≥ 0.7 IPC), clamped ≥ 0, pooled over
 each patch as the paper says (``label_pool='area'``; the authors' ``'crop'`` as an
 option). The distiller is RaT-BPTT as configs/ratbptt_mnist.py, shortened for 2 CPU
-cores: window 20 of a total 60 inner steps, redrawn every step, Adam 1e-3 inner and outer, outer gradients clipped at 2×
-the running norm, a real batch of 64 per class; no ZCA; DSA's 'crop_scale_rotate'
-(digits must not be flipped). Evaluation: jaxdd's protocol (SGD, 300 epochs here,
-cross-entropy against the patch label distributions), on the poster selected by
-training-set accuracy (every 100 steps and at the last; configs/podd_cifar10.py).
+cores: window 20 of a total 60 inner steps, redrawn every step, Adam 1e-3 inner and
+outer, outer gradients clipped at 2× the running norm, a real batch of 64 per class; no
+ZCA; DSA's 'crop_scale_rotate' (digits must not be flipped). Evaluation: jaxdd's
+protocol (SGD, 300 epochs here, cross-entropy against the patch label distributions),
+on the poster selected by training-set accuracy (every 100 steps and at the last;
+configs/podd_cifar10.py).
 """
 
 import ml_collections

@@ -4,7 +4,8 @@ r"""SRe2L (METHODS.md §1 SRe2L) on MNIST, sized for 2 CPU cores. IPC by argumen
         --config.data=npz:../shared/data/mnist.npz
 
 jaxdd, 2 CPU cores, IPC 10, this command: 96.61 ± 0.23 % vs 98.60 ± 0.10 % for the
-random real subset with the same relabel (5 seeds; teacher 99.28 %): loses. The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
+random real subset with the same relabel (5 seeds; teacher 99.28 %): loses.
+The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
 configs/sre2l_cifar10.py's method settings, shortened (``sre.small_config``): teachers
 ConvNet-3 (width 64, batch norm) trained 3 epochs (SGD 0.1, cosine, crop padding 2, no
 flip); 300 recover iterations per batch of one image per class (the authors' 1000 /

@@ -335,9 +335,10 @@ def make_poster(*, num_classes: int, image_shape, ipc: float, grid=None, patches
   hard = jnp.asarray(fixed_patch_labels(geom, (h, w), fixed_labels))
   weights = label_pool_weights(geom, (h, w), label_pool) if learn_labels else None
 
-  # 'real_patches': patch p starts as image number rank[p] of its majority class.
-  patch_class = np.argmax(fixed_patch_labels(geom, (h, w), 'majority'), axis=1)
-  patch_rank = np.array([np.sum(patch_class[:p] == k) for p, k in enumerate(patch_class)])
+  if init == 'real_patches':   # patch p starts as image rank[p] of its majority class
+    patch_class = np.argmax(fixed_patch_labels(geom, (h, w), 'majority'), axis=1)
+    patch_rank = np.array([np.sum(patch_class[:p] == k)
+                           for p, k in enumerate(patch_class)])
 
   def init_fn(key, sample_real):
     if init == 'noise':
