@@ -2,7 +2,7 @@
 
 ConvNet-3 (width 128, instance norm; the default ``get_model('convnet', 10,
 image_shape=(28, 28, 1))``), plain SGD lr 0.01, batch 256, per-sample DSA, the MTT
-expert defaults (``jaxdd.experts.ExpertConfig``). The authors' PyTorch code
+expert defaults (``jaxdd.pretrain.experts.ExpertConfig``). The authors' PyTorch code
 (``mtt:buffer.py``) takes 180 s per expert-epoch on this machine (2 CPU cores).
 
     python benchmarks/experts_throughput.py                      # 10 experts x 1 epoch
@@ -24,7 +24,8 @@ import numpy as np
 
 import machine
 from jaxdd import data as data_lib
-from jaxdd import evaluate, experts, models
+from jaxdd import evaluate, models
+from jaxdd.pretrain import experts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCE_SECONDS_PER_EXPERT_EPOCH = 180.0

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdd import experts
+from jaxdd.pretrain import experts
 from jaxdd import host_memory
 from jaxdd import models
 from jaxdd.interfaces import SynData

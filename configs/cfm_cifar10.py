@@ -32,7 +32,7 @@ fixed``) vs the random subset 58.62 ± 0.79 % (teacher 78.91 %; 27 min each).
 """
 
 from jaxdd.config_utils import parse_arg
-from jaxdd.sre import cfm_cifar_config, small_config
+from jaxdd.sre.pipeline import cfm_cifar_config, small_config
 
 
 def get_config(arg=None):

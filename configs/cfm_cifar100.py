@@ -11,7 +11,7 @@ CIFAR-100 squeeze of 100 epochs (Table 2).
 """
 
 from jaxdd.config_utils import parse_arg
-from jaxdd.sre import cfm_cifar_config
+from jaxdd.sre.pipeline import cfm_cifar_config
 
 
 def get_config(arg=None):

@@ -35,7 +35,7 @@ until it was measured) the recovered images drift from their real inits and lose
 """
 
 from jaxdd.config_utils import parse_arg
-from jaxdd.sre import (CONVNET_TEACHER, RESNET_TEACHER, shrink_for_runlocal, small_config,
+from jaxdd.sre.pipeline import (CONVNET_TEACHER, RESNET_TEACHER, shrink_for_runlocal, small_config,
                        sre_config)
 
 EDC_TEACHERS = [RESNET_TEACHER, CONVNET_TEACHER,

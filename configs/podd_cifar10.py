@@ -48,7 +48,7 @@ last one).
 import ml_collections
 
 from jaxdd.config_utils import base_config, parse_arg, ratbptt_update, shrink_for_runlocal
-from jaxdd.params import poster_geometry
+from jaxdd.parameterizations import poster_geometry
 
 LEARNED_LABELS_BELOW = 0.7   # the paper's fixed-label runs: CIFAR-10 at 0.7, 0.8, 0.9, 1.0
 

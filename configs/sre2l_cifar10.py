@@ -26,7 +26,7 @@ vs 50.81 ± 0.90 %, so the gap to real images is not from stopping the recover e
 """
 
 from jaxdd.config_utils import parse_arg
-from jaxdd.sre import RESNET_TEACHER, shrink_for_runlocal, small_config, sre_config
+from jaxdd.sre.pipeline import RESNET_TEACHER, shrink_for_runlocal, small_config, sre_config
 
 
 def get_config(arg=None):

@@ -15,7 +15,7 @@ with the same relabel protocol.
 """
 
 from jaxdd.config_utils import parse_arg
-from jaxdd.sre import small_config
+from jaxdd.sre.pipeline import small_config
 
 
 def get_config(arg=None):

@@ -8,9 +8,11 @@ import importlib.util
 import os
 
 import ml_collections
+import tempfile
 
-from jaxdd import augment
+from jaxdd.augment import dsa as dsa_lib
 from jaxdd.errors import ConfigError
+from jaxdd.objectives.dc import DC_LOOPS, dc_loops
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
@@ -60,7 +62,7 @@ def base_config(*, data: str, ipc: int) -> ml_collections.ConfigDict:
   # param_mask/mask_ratio: PAD's selection of the deeper layers' embeddings (DM and DC;
   # objectives/selection.py); off by default.
   c.objective = ml_collections.ConfigDict(
-      dict(name='dm', batch_real=256, dsa=True, dsa_strategy=augment.DEFAULT_STRATEGY,
+      dict(name='dm', batch_real=256, dsa=True, dsa_strategy=dsa_lib.DEFAULT_STRATEGY,
            param_mask='none', mask_ratio=0.0))
   c.optim = ml_collections.ConfigDict()
   c.optim.images = ml_collections.ConfigDict(dict(name='sgd', lr=1.0, momentum=0.5))
@@ -243,7 +245,6 @@ def pad_alignment(c: ml_collections.ConfigDict, *, table: str, fiex: bool = True
   if fiem and PAD_FIEM[table][row] > 0:
     c.objective.update(param_mask='depth', mask_ratio=PAD_FIEM[table][row])
   if runlocal:   # one network, one epoch, scores kept apart from real runs' cache
-    import tempfile  # pylint: disable=g-import-not-at-top
     c.real_filter.update(el2n_nets=1, el2n_epochs=1, cache_dir=os.path.join(
         tempfile.gettempdir(), 'jaxdd_runlocal_difficulty'))
   return c
@@ -262,11 +263,10 @@ def dc_config(*, data: str, ipc: int, dsa: bool, init: str, iterations: int,
   ``init`` is the pixels' init ('noise' for DC, 'real' for DSA); a caller with another
   parameterization replaces ``c.parameterization``.
   """
-  from jaxdd.objectives.dc import DC_LOOPS, dc_loops  # pylint: disable=g-import-not-at-top
   outer_loop, inner_loop = dc_loops(ipc, outer_loop, inner_loop, loops or DC_LOOPS)
   c = base_config(data=data, ipc=ipc)
   c.objective = ml_collections.ConfigDict(dict(
-      name='dc', dsa=dsa, dsa_strategy=augment.DEFAULT_STRATEGY, batch_real=256,
+      name='dc', dsa=dsa, dsa_strategy=dsa_lib.DEFAULT_STRATEGY, batch_real=256,
       outer_loop=outer_loop, inner_loop=inner_loop, lr_net=0.01, batch_train=256,
       bn_per_class=16, param_mask='none', mask_ratio=0.0))
   c.optim.images = ml_collections.ConfigDict(dict(name='sgd', lr=0.1, momentum=0.5))
@@ -300,8 +300,6 @@ def trajectory_config(c: ml_collections.ConfigDict, *, steps: int, syn_steps: in
   DSA) and cached under ``~/.cache/jaxdd/experts``. DATM and PAD configs change the
   returned config.
   """
-  import os  # pylint: disable=g-import-not-at-top
-  import tempfile  # pylint: disable=g-import-not-at-top
   c.steps = steps
   c.checkpoint_every = 500
   c.log_every = 10
@@ -309,7 +307,7 @@ def trajectory_config(c: ml_collections.ConfigDict, *, steps: int, syn_steps: in
       name='mtt', batch_real=8,   # MTT reads no real batch: a small one keeps it cheap
       syn_steps=syn_steps, expert_epochs=expert_epochs, max_start_epoch=max_start_epoch,
       min_start_epoch=0, max_start_epoch_initial=0, expansion_end_step=0, batch_syn=0,
-      dsa=True, dsa_strategy=augment.DEFAULT_STRATEGY, lr_teacher=lr_teacher,
+      dsa=True, dsa_strategy=dsa_lib.DEFAULT_STRATEGY, lr_teacher=lr_teacher,
       label_loss='ce', threshold=0.0, param_mask='none', mask_ratio=0.0,
       checkpoint='step', init_from_experts=False,
       # >1: each student step's gradient in that many rematerialised sub-batches, for
@@ -317,7 +315,7 @@ def trajectory_config(c: ml_collections.ConfigDict, *, steps: int, syn_steps: in
       grad_chunks=1))
   c.objective.experts = ml_collections.ConfigDict(dict(
       num_experts=num_experts, epochs=expert_train_epochs, lr=0.01, momentum=0.0,
-      weight_decay=0.0, batch_size=256, dsa=True, dsa_strategy=augment.DEFAULT_STRATEGY,
+      weight_decay=0.0, batch_size=256, dsa=True, dsa_strategy=dsa_lib.DEFAULT_STRATEGY,
       cache_dir=os.path.join(os.path.expanduser('~'), '.cache', 'jaxdd', 'experts'),
       schedule='none'))
   c.optim.images = ml_collections.ConfigDict(dict(name='sgd', lr=lr_img, momentum=0.5))
@@ -365,7 +363,7 @@ def datm_update(c: ml_collections.ConfigDict, *, lr_y: float, threshold: float,
   soft cross-entropy in the student and in evaluation; the start-epoch window grows
   from ``max_start_initial`` to ``max_start_epoch`` by ``expansion_end_step``; steps
   whose loss exceeds ``threshold`` are skipped. GSAM experts are replaced by plain SGD
-  (jaxdd.experts).
+  (jaxdd.pretrain.experts).
   """
   c.parameterization.learn_labels = True
   c.objective.update(label_loss='soft_ce', threshold=threshold, init_from_experts=True,

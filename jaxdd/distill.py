@@ -30,7 +30,7 @@ from jaxdd import host_memory
 from jaxdd import models as models_lib
 from jaxdd import registry
 from jaxdd import sharding as sharding_lib
-from jaxdd.data import real_filter
+from jaxdd.pretrain import real_filter
 from jaxdd.errors import ConfigError, is_int, is_num
 from jaxdd.interfaces import RealBatch
 from jaxdd.outputs import save_grid_png, write_json
@@ -291,21 +291,11 @@ class Setup(NamedTuple):
   mesh: Any
 
 
-def load_data(config) -> data_lib.Dataset:
-  """The config's data set (``data``, ``zca``, ``data_dir``, ``manual_dir``,
-  ``data_resize``, ``data_download``), loaded and validated on the host."""
-  return data_lib.load_dataset(config.data, zca=config.get('zca', 'none'),
-                               data_dir=config.get('data_dir', None) or None,
-                               manual_dir=config.get('manual_dir', None) or None,
-                               resize=config.get('data_resize', None),
-                               download=bool(config.get('data_download', False)))
-
-
 def setup(config) -> Setup:
   """Validates the config and data, builds the method and the initial state."""
   check_config(config)
   # ---- Data: loaded and validated on the host, then placed on the device once.
-  ds = load_data(config)
+  ds = data_lib.load_from_config(config)
   data_lib.check_ipc(ds, math.ceil(config.ipc))
   # The images the objective's real batches and the real init come from: the whole
   # training set, or PAD's difficulty-filtered pool (real_filter). Evaluation, the

@@ -33,8 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import app
+from absl import flags
 
-from jaxdd import augment
+from jaxdd.augment import dsa as dsa_lib
 from jaxdd import data as data_lib
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, DataError
@@ -57,7 +59,7 @@ class EvalConfig(NamedTuple):
     weight_decay: coupled (PyTorch-style) L2 decay added to the gradient.
     lr_decay_epoch_frac: the lr is multiplied by 0.1 after this fraction of epochs.
     dsa: whether to apply per-sample DSA to every training batch.
-    dsa_strategy: DSA groups, see ``jaxdd.augment``.
+    dsa_strategy: DSA groups, see ``jaxdd.augment.dsa``.
     loss: 'ce' (labels are class ids or probabilities), 'soft_ce' (labels are logits,
       softmax-ed first, as DATM), 'mse' (regression to the labels, as FRePo/KIP).
     test_batch_size: test images scored per chunk.
@@ -70,7 +72,7 @@ class EvalConfig(NamedTuple):
   weight_decay: float = 5e-4
   lr_decay_epoch_frac: float = 0.5
   dsa: bool = True
-  dsa_strategy: str = augment.DEFAULT_STRATEGY
+  dsa_strategy: str = dsa_lib.DEFAULT_STRATEGY
   loss: str = 'ce'
   test_batch_size: int = 1000
 
@@ -92,7 +94,7 @@ def check_eval_config(cfg: EvalConfig) -> None:
   if cfg.loss not in LOSSES:
     raise ConfigError(f'eval.loss must be one of {", ".join(LOSSES)}, got {cfg.loss!r}')
   if cfg.dsa:
-    augment.parse_strategy(cfg.dsa_strategy)
+    dsa_lib.parse_strategy(cfg.dsa_strategy)
 
 
 def as_targets(labels, num_classes: int) -> jnp.ndarray:
@@ -155,7 +157,7 @@ def make_train_fn(model, image_shape, num_images: int, cfg: EvalConfig):
       x, y = images[idx], targets[idx]
       if cfg.dsa:
         aug_key = jax.random.fold_in(aug_base, step_index)
-        x = augment.dsa(aug_key, x, strategy=strategy, siamese=False,
+        x = dsa_lib.dsa(aug_key, x, strategy=strategy, siamese=False,
                         choice_key=jax.random.fold_in(choice_key, step_index))
 
       def loss_fn(params):
@@ -305,7 +307,6 @@ def load_distilled(path: str) -> dict[str, Any]:
 
 def main(argv):
   del argv
-  from absl import flags  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   t0 = time.time()
   if (f.random_ipc is None) == (f.distilled is None):
@@ -355,7 +356,6 @@ def main(argv):
 
 
 def _define_flags():
-  from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('data', None, 'data spec: digits, npz:PATH or tfds:NAME')
   flags.DEFINE_integer('random_ipc', None, 'score a random real subset with K images per class')
   flags.DEFINE_string('distilled', None, 'score the images and labels of this distilled.npz')
@@ -369,7 +369,7 @@ def _define_flags():
   flags.DEFINE_float('weight_decay', 5e-4, 'coupled L2 weight decay')
   flags.DEFINE_float('lr_decay_epoch_frac', 0.5, 'lr x 0.1 after this fraction (1 = never)')
   flags.DEFINE_bool('dsa', True, 'DSA augmentation during training')
-  flags.DEFINE_string('dsa_strategy', augment.DEFAULT_STRATEGY,
+  flags.DEFINE_string('dsa_strategy', dsa_lib.DEFAULT_STRATEGY,
                       'DSA groups (crop_scale_rotate for digits: no flips)')
   flags.DEFINE_string('loss', None, 'ce, soft_ce or mse (default: the file\'s, else ce)')
   flags.DEFINE_string('zca', None, 'none, raw or krr (default: the file\'s, else none)')
@@ -378,7 +378,6 @@ def _define_flags():
 
 def run_cli(main_fn, define_flags):
   """Runs an absl main; user errors become one line on stderr and exit status 2."""
-  from absl import app  # pylint: disable=g-import-not-at-top
 
   def guarded(argv):
     try:

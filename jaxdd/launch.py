@@ -20,6 +20,11 @@ from absl import app
 from absl import logging
 from absl import flags
 from ml_collections import config_flags
+import jax
+from jaxdd import distill
+from jaxdd.errors import ConfigError, DataError
+from jaxdd.outputs import write_json
+from jaxdd.sre import pipeline as sre
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'config file', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'output directory (default runs/NAME[_ARG])')
@@ -48,10 +53,6 @@ def _config_argument() -> str:
 
 def main(argv):
   del argv
-  import jax  # pylint: disable=g-import-not-at-top
-  from jaxdd import distill  # pylint: disable=g-import-not-at-top
-  from jaxdd.errors import ConfigError, DataError  # pylint: disable=g-import-not-at-top
-  from jaxdd.outputs import write_json  # pylint: disable=g-import-not-at-top
 
   if _MULTIHOST.value:
     # Cloud TPU and SLURM are detected by JAX itself; elsewhere the launch scripts set
@@ -74,7 +75,6 @@ def main(argv):
       write_json(os.path.join(workdir, 'config.json'), config.to_dict())
       print(f'workdir: {workdir}', flush=True)
     if config.get('pipeline', 'distill') == 'sre':   # squeeze -> recover -> relabel
-      from jaxdd import sre  # pylint: disable=g-import-not-at-top
       sre.run(config, workdir, evaluate=_EVALUATE.value)
     elif config.get('pipeline', 'distill') == 'distill':
       distill.train_and_evaluate(config, workdir, evaluate=_EVALUATE.value)

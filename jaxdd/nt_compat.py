@@ -29,6 +29,9 @@ import sys
 import types
 
 import jax
+import jax.extend.core as jex_core
+from jax._src import util as jax_src_util
+from jax.interpreters import ad
 
 INSTALL_HINT = "pip install 'jaxdd[nt]'   (neural-tangents==0.6.5)"
 ARCHS = ('conv', 'fc')
@@ -36,9 +39,6 @@ ARCHS = ('conv', 'fc')
 
 def _restore_jax_names() -> list[str]:
   """Puts back the names neural-tangents 0.6.5 imports; returns the ones it added."""
-  import jax.extend.core as jex_core
-  from jax._src import util as jax_src_util
-  from jax.interpreters import ad
 
   added = []
   for name in ('Jaxpr', 'JaxprEqn', 'Literal', 'Var', 'Primitive'):

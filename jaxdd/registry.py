@@ -9,11 +9,11 @@ from jaxdd.objectives.dc import make_dc
 from jaxdd.objectives.dm import make_dm
 from jaxdd.objectives.krr import make_frepo, make_kip
 from jaxdd.objectives.mtt import make_mtt
-from jaxdd.params.fred import make_fred
-from jaxdd.params.pixels import make_pixels
-from jaxdd.params import poco
-from jaxdd.params import poster_geometry
-from jaxdd.params.poster import make_poster
+from jaxdd.parameterizations.fred import make_fred
+from jaxdd.parameterizations.pixels import make_pixels
+from jaxdd.parameterizations import poco
+from jaxdd.parameterizations import poster_geometry
+from jaxdd.parameterizations.poster import make_poster
 
 
 def _pixels(config, num_classes, image_shape, ds=None):

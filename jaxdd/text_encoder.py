@@ -3,7 +3,7 @@
 PoDD's PoCO (paper §4.2, Algorithm 2; METHODS.md §2 PoDD) places classes on the poster
 by the cosine distance between embeddings of their *names*. The authors embed each name
 with CLIP ViT-B/32's text tower and use the flattened, padded ``last_hidden_state``.
-This module is the third embedding source of ``jaxdd.params.poco.poco_order`` (after
+This module is the third embedding source of ``jaxdd.parameterizations.poco.poco_order`` (after
 ``class_mean_embeddings`` of real images and arrays computed elsewhere): a BERT-style
 sentence-transformers model run as pure ``jax.numpy``, with no torch.
 

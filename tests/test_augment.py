@@ -1,4 +1,4 @@
-"""Tests for jaxdd.augment (DSA).
+"""Tests for jaxdd.augment.dsa (DSA).
 
 The reference checks are independent of the implementation: numpy rolls, np.rot90, a
 loop-based bilinear sampler written from PyTorch's documented grid_sample formula, and
@@ -13,7 +13,7 @@ from jax.test_util import check_grads
 import numpy as np
 import pytest
 
-from jaxdd import augment as A
+from jaxdd.augment import dsa as A
 from jaxdd.errors import ConfigError
 
 GROUPS = A.GROUPS

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdd import batch_augment as ba
+from jaxdd.augment import batch as ba
 
 
 def _np_resized_crop(img, top, left, h, w):

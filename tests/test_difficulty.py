@@ -4,8 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdd import experts, models
-from jaxdd.data import difficulty
+from jaxdd import models
+from jaxdd.pretrain import experts
+from jaxdd.pretrain import difficulty
 from jaxdd.errors import ConfigError
 
 SHAPE = (8, 8, 1)

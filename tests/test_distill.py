@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxdd import data as data_lib
 from jaxdd import distill, registry
 from jaxdd.errors import ConfigError, DataError
 from jaxdd.interfaces import Objective
@@ -319,7 +320,7 @@ def test_the_selection_score_is_the_protocol_accuracy_on_training_images(tiny_np
   res = distill.train_and_evaluate(config, str(tmp_path / 'w'), evaluate=False)
   with np.load(tmp_path / 'w' / 'distilled.npz') as f:
     images, labels = f['images'], f['labels']
-  ds = distill.load_data(config)   # 60 training images, all of them < 100 samples
+  ds = data_lib.load_from_config(config)   # 60 training images, all of them < 100 samples
   model = distill.models_lib.get_model(config.eval.model, ds.num_classes,
                                        image_shape=ds.x_train.shape[1:])
   again = distill.eval_lib.evaluate_synset(

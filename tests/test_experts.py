@@ -8,7 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdd import augment, expert_buffers, experts, models
+from jaxdd import models
+from jaxdd.augment import dsa as dsa_lib
+from jaxdd.pretrain import expert_store
+from jaxdd.pretrain import experts
 from jaxdd.errors import ConfigError, DataError
 from conftest import prototype_data
 
@@ -123,7 +126,7 @@ def test_epochs_equal_a_slow_sgd_loop_with_a_schedule(monkeypatch):
     order = idx[[p for p in pos if p < idx.size]]
     for j in range(-(-idx.size // 4)):
       rows = order[np.minimum(np.arange(j * 4, j * 4 + 4), idx.size - 1)]
-      xb = augment.dsa(jax.random.fold_in(jax.random.fold_in(aug_key, e), j),
+      xb = dsa_lib.dsa(jax.random.fold_in(jax.random.fold_in(aug_key, e), j),
                        jnp.asarray(x[rows]), strategy=STRATEGY, siamese=False,
                        choice_key=jax.random.fold_in(jax.random.fold_in(choice, e), j))
       valid = min(4, idx.size - j * 4)
@@ -135,9 +138,9 @@ def test_epochs_equal_a_slow_sgd_loop_with_a_schedule(monkeypatch):
 
 def test_buffer_round_trips_through_npz(buffer_map, tmp_path):
   path = str(tmp_path / 'sub' / 'buf.npz')
-  expert_buffers.save_buffer(path, buffer_map)
+  expert_store.save_buffer(path, buffer_map)
   assert os.listdir(tmp_path / 'sub') == ['buf.npz']  # no temporary file left
-  loaded = expert_buffers.load_buffer(path, _model(), SHAPE)
+  loaded = expert_store.load_buffer(path, _model(), SHAPE)
   np.testing.assert_array_equal(loaded.trajectories, buffer_map.trajectories)
   assert loaded.spec == buffer_map.spec
   assert loaded.meta == buffer_map.meta
@@ -146,7 +149,7 @@ def test_buffer_round_trips_through_npz(buffer_map, tmp_path):
                   jax.tree_util.tree_leaves(buffer_map.unflatten(row))):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   with pytest.raises(DataError, match='does not fit'):
-    expert_buffers.load_buffer(path, _model(width=16), SHAPE)
+    expert_store.load_buffer(path, _model(width=16), SHAPE)
 
 
 def test_interrupted_save_leaves_no_file(buffer_map, tmp_path, monkeypatch):
@@ -156,7 +159,7 @@ def test_interrupted_save_leaves_no_file(buffer_map, tmp_path, monkeypatch):
 
   monkeypatch.setattr(np, 'savez', broken_savez)
   with pytest.raises(KeyboardInterrupt):
-    expert_buffers.save_buffer(str(tmp_path / 'buf.npz'), buffer_map)
+    expert_store.save_buffer(str(tmp_path / 'buf.npz'), buffer_map)
   assert os.listdir(tmp_path) == []
 
 
@@ -170,7 +173,7 @@ def test_load_or_train_trains_once_then_loads(buffer_map, tmp_path, monkeypatch,
     return buffer_map
 
   monkeypatch.setattr(experts, 'train_experts', fake_train)
-  run = lambda cfg, name='none': expert_buffers.load_or_train(
+  run = lambda cfg, name='none': expert_store.load_or_train(
       str(tmp_path), _model(), SHAPE, 'tiny', x, y, K, cfg,
       model_config={'name': 'convnet', 'width': 8, 'depth': 1}, schedule_name=name)
   first = run(CFG)

@@ -12,7 +12,9 @@ import scipy.fft
 from jaxdd import dct, distill, registry
 from jaxdd.config_utils import base_config
 from jaxdd.errors import ConfigError, DataError
-from jaxdd.params.fred import explained_variance_ratio, make_fred, valid_msz
+from jaxdd.parameterizations.fred import explained_variance_ratio
+from jaxdd.parameterizations.fred import make_fred
+from jaxdd.parameterizations.fred import valid_msz
 from conftest import load_config
 
 NORMS = ('ortho', None)

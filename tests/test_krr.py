@@ -18,7 +18,7 @@ from jaxdd import sharding as sharding_lib
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import RealBatch, SynData
 from jaxdd.objectives import krr
-from jaxdd.params.pixels import make_pixels
+from jaxdd.parameterizations.pixels import make_pixels
 
 SHAPE = (4, 4, 1)
 CONV_BN = {'name': 'convnet_bn', 'width': 4, 'depth': 1}

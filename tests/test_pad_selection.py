@@ -11,7 +11,8 @@ import optax
 import pytest
 
 from jaxdd import distill, models
-from jaxdd.data import difficulty, real_filter
+from jaxdd.pretrain import difficulty
+from jaxdd.pretrain import real_filter
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import RealBatch, SynData
 from jaxdd.objectives import selection

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from jaxdd.errors import ConfigError, DataError
-from jaxdd.params.poco import (anti_diagonal_order, class_mean_embeddings,
+from jaxdd.parameterizations.poco import (anti_diagonal_order, class_mean_embeddings,
                                cosine_distances, poco_order, resolve_class_order)
-from jaxdd.params.poster import make_poster
+from jaxdd.parameterizations.poster import make_poster
 
 
 def _cos_distance(a, b):

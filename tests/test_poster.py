@@ -7,9 +7,11 @@ import pytest
 
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import Parameterization
-from jaxdd.params import poster as poster_lib
-from jaxdd.params import poster_geometry as geometry_lib
-from jaxdd.params.poster import make_poster, poster_geometry, poster_project
+from jaxdd.parameterizations import poster as poster_lib
+from jaxdd.parameterizations import poster_geometry as geometry_lib
+from jaxdd.parameterizations.poster import make_poster
+from jaxdd.parameterizations.poster import poster_geometry
+from jaxdd.parameterizations.poster import poster_project
 
 
 def _constant_sampler(values, shape):

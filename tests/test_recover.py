@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from jaxdd import models
-from jaxdd import recover as rc
+from jaxdd.sre import recover as rc
 from jaxdd.errors import ConfigError
-from jaxdd.objectives import statistics as st
+from jaxdd.sre.losses import statistics as st
 
 SHAPE = (8, 8, 1)
 K = 3

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdd import evaluate, models, relabel
+from jaxdd import evaluate, models
+from jaxdd.sre import relabel
 from jaxdd.errors import ConfigError
 
 SHAPE = (8, 8, 1)
@@ -262,7 +263,7 @@ def test_teacher_ensemble_is_mean_of_logits():
     pairs.append((m, models.init_model(m, jax.random.key(i), SHAPE)))
   want = np.mean([np.asarray(m.apply(v, x, train=False)) for m, v in pairs], axis=0)
   np.testing.assert_allclose(relabel.make_teacher_fn(pairs)(x), want, rtol=1e-5, atol=1e-6)
-  # A set of same-architecture teachers (leading teacher axis, as jaxdd.teachers
+  # A set of same-architecture teachers (leading teacher axis, as jaxdd.pretrain.teachers
   # stores them) counts each of its networks once: here 2 + 1 networks.
   m = pairs[0][0]
   extra = [models.init_model(m, jax.random.key(5 + i), SHAPE) for i in range(2)]
@@ -315,9 +316,10 @@ def test_presets_are_valid():
 
 def test_package_reexports_every_public_name():
   # Every public name defined in the package's modules (and make_teacher_fn, which
-  # lives in jaxdd.teacher_eval) is the same object under jaxdd.relabel.
-  from jaxdd import teacher_eval
-  from jaxdd.relabel import config, train
+  # lives in jaxdd.pretrain.teacher_eval) is the same object under jaxdd.sre.relabel.
+  from jaxdd.pretrain import teacher_eval
+  from jaxdd.sre.relabel import config
+  from jaxdd.sre.relabel import train
   public = {'make_teacher_fn': teacher_eval.make_teacher_fn}
   for mod in (config, train):
     for name, obj in vars(mod).items():

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from jaxdd.errors import ConfigError
-from jaxdd.objectives import spectral as sp
+from jaxdd.sre.losses import spectral as sp
 
 N, D, C = 12, 5, 3
 

@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from jaxdd import sre
-from jaxdd import teachers as teachers_lib
+from jaxdd import data as data_lib
+from jaxdd.sre import pipeline as sre
+from jaxdd.pretrain import teachers as teachers_lib
 from jaxdd.errors import ConfigError
 from conftest import REPO, load_config, write_npz
 
@@ -43,9 +44,9 @@ END_TO_END = ('sre2l_digits', 'cfm_digits', 'edc_digits', 'edc_cifar10')
 
 @pytest.mark.parametrize('name', [n for n in SRE_CONFIGS if n not in END_TO_END])
 def test_every_config_passes_the_checks_of_all_three_stages(name, tmp_path):
-  from jaxdd import distill, models
+  from jaxdd import models
   config = _runlocal(name, tmp_path)
-  ds = distill.load_data(config)
+  ds = data_lib.load_from_config(config)
   tcfgs, rcfg, lcfg = sre.check_config(config, ds)
   assert rcfg.method == config.recover.method and rcfg.ipc == config.ipc
   assert lcfg.epochs == config.relabel.epochs
@@ -59,10 +60,9 @@ def test_every_config_passes_the_checks_of_all_three_stages(name, tmp_path):
 
 @pytest.mark.parametrize('name', ['sre2l_cifar10', 'cfm_cifar10', 'edc_cifar10'])
 def test_the_cpu_sized_cifar10_variant_flips_and_passes_the_checks(name, tmp_path):
-  from jaxdd import distill
   cpu = load_config(name, 'ipc=10,cpu')
   cpu.data = _runlocal(name, tmp_path).data   # stand-in 32x32x3 data
-  ds = distill.load_data(cpu)
+  ds = data_lib.load_from_config(cpu)
   tcfgs, rcfg, lcfg = sre.check_config(cpu, ds)
   # CIFAR-10 is flipped at every stage (digits and MNIST never are); the CPU budget.
   assert all(t.flip for t in tcfgs) and rcfg.flip and lcfg.flip
@@ -106,7 +106,8 @@ def test_a_rerun_reuses_the_teachers_and_the_distilled_set(tmp_path, monkeypatch
   def no_training(*a, **k):
     raise AssertionError('trained again')
 
-  from jaxdd import recover, teachers
+  from jaxdd.sre import recover
+  from jaxdd.pretrain import teachers
   monkeypatch.setattr(teachers, 'train_teachers', no_training)
   monkeypatch.setattr(recover, 'synthesize', no_training)
   capsys.readouterr()
@@ -126,7 +127,7 @@ def test_bad_fields_are_refused_before_training(tmp_path, monkeypatch, field, va
   config = _runlocal('cfm_digits', tmp_path)
   section, leaf = field.split('.')
   config[section][leaf] = value
-  from jaxdd import teachers
+  from jaxdd.pretrain import teachers
   monkeypatch.setattr(teachers, 'train_teachers', lambda *a, **k: 1 / 0)
   with pytest.raises(ConfigError, match=match):
     sre.run(config, str(tmp_path / 'w'))

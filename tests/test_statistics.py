@@ -7,8 +7,8 @@ import pytest
 
 from jaxdd import models
 from jaxdd.errors import ConfigError
-from jaxdd.objectives import edc_losses as edc
-from jaxdd.objectives import statistics as st
+from jaxdd.sre.losses import edc
+from jaxdd.sre.losses import statistics as st
 
 SHAPE = (8, 8, 1)
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from jaxdd import models
-from jaxdd import teachers as tl
+from jaxdd.pretrain import teacher_eval, teacher_store
+from jaxdd.pretrain import teachers as tl
 from jaxdd.errors import ConfigError, DataError
 from conftest import prototype_data
 
@@ -51,16 +52,16 @@ def test_together_equals_alone(how, pair, alone):
   else:
     x, y = _data()
     together = tl.train_teachers(x, y, K, CFG._replace(seed_loop=how), verbose=False)
-  assert tl.num_teachers(together) == 2
+  assert teacher_eval.num_teachers(together) == 2
   for i in (0, 1):
-    got, want = tl.teacher(together, i), tl.teacher(alone[i], 0)
+    got, want = teacher_eval.teacher(together, i), teacher_eval.teacher(alone[i], 0)
     assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
     assert set(got) == {'params', 'batch_stats'}
     for a, b in zip(_leaves(got), _leaves(want)):
       np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
   # Distinct keys: the two teachers are different networks.
   diff = [np.max(np.abs(a - b)) for a, b in zip(
-      _leaves(tl.teacher(together, 0)), _leaves(tl.teacher(together, 1)))]
+      _leaves(teacher_eval.teacher(together, 0)), _leaves(teacher_eval.teacher(together, 1)))]
   assert max(diff) > 1e-3
 
 
@@ -101,12 +102,12 @@ def test_running_stats_one_step_equal_numpy():
   batch_mean = z.mean(axis=(0, 1, 2))
   batch_var = z.reshape(-1, z.shape[-1]).var(axis=0, ddof=1)  # PyTorch: unbiased
   momentum = models.layers.BN_MOMENTUM
-  got = tl.teacher(trained, 0)['batch_stats']['block_0']['norm']
+  got = teacher_eval.teacher(trained, 0)['batch_stats']['block_0']['norm']
   np.testing.assert_allclose(got['mean'], momentum * batch_mean, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(got['var'], (1 - momentum) * 1.0 + momentum * batch_var,
                              rtol=1e-4, atol=1e-6)
   # The parameters were updated too (one SGD step).
-  assert not np.allclose(tl.teacher(trained, 0)['params']['block_0']['conv']['kernel'],
+  assert not np.allclose(teacher_eval.teacher(trained, 0)['params']['block_0']['conv']['kernel'],
                          conv['kernel'])
 
 
@@ -172,19 +173,19 @@ def test_augment_batch_is_a_padded_crop_and_flip():
 
 def test_teacher_logits_use_running_statistics(pair):
   x, _ = _data()
-  full = np.asarray(tl.teacher_logits(pair, 1, x))
-  part = np.asarray(tl.teacher_logits(pair, 1, x[:3]))
+  full = np.asarray(teacher_eval.teacher_logits(pair, 1, x))
+  part = np.asarray(teacher_eval.teacher_logits(pair, 1, x[:3]))
   assert full.shape == (x.shape[0], K)
   # Eval mode: a sample's logits do not depend on the rest of the batch.
   np.testing.assert_allclose(part, full[:3], rtol=1e-5, atol=1e-6)
-  assert not np.allclose(tl.teacher_logits(pair, 0, x[:3]), part)
+  assert not np.allclose(teacher_eval.teacher_logits(pair, 0, x[:3]), part)
 
 
 def test_orbax_round_trip(pair, tmp_path):
   path = str(tmp_path / 'set')
-  tl.save_teachers(path, pair)
+  teacher_store.save_teachers(path, pair)
   assert sorted(os.listdir(tmp_path)) == ['set']  # the temporary directory is gone
-  loaded = tl.load_teachers(path)
+  loaded = teacher_store.load_teachers(path)
   assert (jax.tree_util.tree_structure(loaded.variables)
           == jax.tree_util.tree_structure(pair.variables))
   for a, b in zip(_leaves(loaded.variables), _leaves(pair.variables)):
@@ -193,7 +194,7 @@ def test_orbax_round_trip(pair, tmp_path):
   assert loaded.model == pair.model
   assert loaded.meta == json.loads(json.dumps(pair.meta))
   with pytest.raises(FileExistsError):
-    tl.save_teachers(path, pair)
+    teacher_store.save_teachers(path, pair)
 
 
 def test_cache_trains_once_and_retrains_on_change(tmp_path, monkeypatch):
@@ -211,7 +212,7 @@ def test_cache_trains_once_and_retrains_on_change(tmp_path, monkeypatch):
 
   monkeypatch.setattr(tl, 'train_teachers', counting)
   cache = str(tmp_path)
-  first = tl.load_or_train_teachers(cache, x, y, xt, yt, K, cfg, verbose=False)
+  first = teacher_store.load_or_train_teachers(cache, x, y, xt, yt, K, cfg, verbose=False)
   assert len(calls) == 1 and len(first.meta['test_accuracy']) == 1
 
   def fail(*args, **kwargs):
@@ -219,16 +220,16 @@ def test_cache_trains_once_and_retrains_on_change(tmp_path, monkeypatch):
 
   monkeypatch.setattr(tl, 'train_teachers', fail)
   # seed_loop only changes rounding: not part of the key.
-  second = tl.load_or_train_teachers(cache, x, y, xt, yt, K,
+  second = teacher_store.load_or_train_teachers(cache, x, y, xt, yt, K,
                                      cfg._replace(seed_loop='vmap'), verbose=False)
   for a, b in zip(_leaves(first.variables), _leaves(second.variables)):
     np.testing.assert_array_equal(a, b)
   assert second.meta['test_accuracy'] == first.meta['test_accuracy']
 
   monkeypatch.setattr(tl, 'train_teachers', counting)
-  other = tl.load_or_train_teachers(cache, x, y, xt, yt, K, cfg._replace(seed=4),
+  other = teacher_store.load_or_train_teachers(cache, x, y, xt, yt, K, cfg._replace(seed=4),
                                     verbose=False)
-  tl.load_or_train_teachers(cache, x, y[::-1].copy(), xt, yt, K, cfg, verbose=False)
+  teacher_store.load_or_train_teachers(cache, x, y[::-1].copy(), xt, yt, K, cfg, verbose=False)
   assert len(calls) == 3 and calls[1].seed == 4
   assert not np.allclose(other.variables['params']['classifier']['kernel'],
                          first.variables['params']['classifier']['kernel'])
@@ -265,7 +266,7 @@ def test_bad_model_option_or_crop_raises():
   with pytest.raises(ConfigError, match='crop_pad'):
     tl.make_teacher_model(CFG._replace(crop_pad=8), K, SHAPE)
   with pytest.raises(ConfigError, match='at least one'):
-    tl.load_or_train_teacher_sets('/nonexistent', None, None, None, None, K, [])
+    teacher_store.load_or_train_teacher_sets('/nonexistent', None, None, None, None, K, [])
 
 
 def test_teacher_learns_digits(tmp_path):
@@ -281,12 +282,12 @@ def test_teacher_learns_digits(tmp_path):
   cfg = tl.TeacherConfig(
       model='convnet', model_kw={'norm': 'batchnorm', 'width': 16, 'depth': 2},
       epochs=10, batch_size=50, lr=0.1, crop_pad=1, flip=False, num_teachers=1)
-  sets = tl.load_or_train_teacher_sets(str(tmp_path), x[tr], y[tr], x[te], y[te], 10,
+  sets = teacher_store.load_or_train_teacher_sets(str(tmp_path), x[tr], y[tr], x[te], y[te], 10,
                                        [cfg], verbose=False)
   assert len(sets) == 1
   acc = sets[0].meta['test_accuracy'][0]
   # An independent count from the logits.
-  pred = np.argmax(np.asarray(tl.teacher_logits(sets[0], 0, x[te])), -1)
+  pred = np.argmax(np.asarray(teacher_eval.teacher_logits(sets[0], 0, x[te])), -1)
   np.testing.assert_allclose(acc, np.mean(pred == y[te]), atol=1e-6)
   print('digits teacher test accuracy', acc)
   assert acc > 0.7, acc  # chance is 0.1
@@ -294,9 +295,9 @@ def test_teacher_learns_digits(tmp_path):
 
 def test_load_rejects_missing_or_mismatched_set(pair, tmp_path):
   with pytest.raises(DataError, match='not readable'):
-    tl.load_teachers(str(tmp_path / 'missing'))
+    teacher_store.load_teachers(str(tmp_path / 'missing'))
   path = str(tmp_path / 'set')
-  tl.save_teachers(path, pair)
+  teacher_store.save_teachers(path, pair)
   meta_file = os.path.join(path, 'meta.json')
   with open(meta_file) as f:
     meta = json.load(f)
@@ -304,4 +305,4 @@ def test_load_rejects_missing_or_mismatched_set(pair, tmp_path):
   with open(meta_file, 'w') as f:
     json.dump(meta, f)
   with pytest.raises(DataError, match='does not fit'):
-    tl.load_teachers(path)
+    teacher_store.load_teachers(path)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from jaxdd.errors import ConfigError
-from jaxdd.params.poco import poco_order
+from jaxdd.parameterizations.poco import poco_order
 from jaxdd.text_encoder import (bert_encode, class_name_embeddings, clean_class_name,
                                 load_text_encoder, mean_pool, read_config,
                                 sentence_embeddings, tokenize)

@@ -21,11 +21,12 @@ from jaxdd.data.sampling import select_real_init_filtered
 from jaxdd.data.sources import Dataset
 from jaxdd.data.sources import check_ipc
 from jaxdd.data.sources import load_dataset
+from jaxdd.data.sources import load_from_config
 from jaxdd.data.sources import validate_arrays
 
 __all__ = [
     'KNOWN_STATS', 'ZCA', 'ZCA_MODES', 'denormalize', 'normalize', 'zca_apply',
     'zca_fit_krr', 'zca_fit_raw', 'zca_invert', 'ClassIndex', 'build_class_index',
     'sample_class_balanced', 'select_real_init', 'select_real_init_filtered', 'Dataset',
-    'check_ipc', 'load_dataset', 'validate_arrays',
+    'check_ipc', 'load_dataset', 'load_from_config', 'validate_arrays',
 ]

@@ -31,6 +31,8 @@ import zipfile
 from typing import NamedTuple, Optional
 
 import numpy as np
+import jax
+from sklearn.datasets import load_digits
 
 from jaxdd.data import preprocess
 from jaxdd.errors import ConfigError, DataError, is_int
@@ -84,7 +86,6 @@ class _Raw(NamedTuple):
 
 def _load_digits() -> _Raw:
   """scikit-learn's digits with the fixed per-class 80/20 split (module docstring)."""
-  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
   bunch = load_digits()
   x = (bunch.images / 16.0).astype(np.float32)[..., None]
   y = bunch.target.astype(np.int64)
@@ -206,7 +207,6 @@ def _resize_and_stack(tfds, ds, size) -> tuple[np.ndarray, np.ndarray]:
 def _resize_host(x: np.ndarray, size) -> np.ndarray:
   """float32 [N, h, w, C] for digits/npz: ``jax.image.resize('linear', antialias=True)``,
   the same scale-and-translate triangle filter as ``_resize_and_stack``'s tf one."""
-  import jax  # pylint: disable=g-import-not-at-top
   size = tuple(int(v) for v in size)
   if x.shape[1:3] == size:
     return x
@@ -414,3 +414,13 @@ def load_dataset(spec: str, *, normalize: bool = True, zca: str = 'none',
   return Dataset(name, x_train, np.asarray(raw.y_train).astype(np.int32), x_test,
                  np.asarray(raw.y_test).astype(np.int32), num_classes, tuple(names),
                  mean, std, fitted)
+
+
+def load_from_config(config) -> Dataset:
+  """The data set a run's config names (``data``, ``zca``, ``data_dir``, ``manual_dir``,
+  ``data_resize``, ``data_download``), loaded and validated on the host."""
+  return load_dataset(config.data, zca=config.get('zca', 'none'),
+                      data_dir=config.get('data_dir', None) or None,
+                      manual_dir=config.get('manual_dir', None) or None,
+                      resize=config.get('data_resize', None),
+                      download=bool(config.get('data_download', False)))

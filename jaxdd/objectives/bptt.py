@@ -58,7 +58,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxdd import augment
+from jaxdd.augment import dsa as dsa_lib
 from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, is_int
@@ -149,7 +149,7 @@ def parse_config(obj_cfg) -> BPTTConfig:
                       f'{cfg.inner_momentum!r} and {cfg.inner_weight_decay!r}')
   for flag, strategy in (('syn_dsa', 'syn_dsa_strategy'), ('real_dsa', 'real_dsa_strategy')):
     if getattr(cfg, flag):
-      augment.parse_strategy(getattr(cfg, strategy))
+      dsa_lib.parse_strategy(getattr(cfg, strategy))
   return cfg
 
 
@@ -203,7 +203,7 @@ def syn_batch(key, images, targets, cfg: BPTTConfig):
     idx = jax.random.permutation(sel_key, n)[:cfg.batch_syn]
     images, targets = images[idx], targets[idx]
   if cfg.syn_dsa:
-    images = augment.dsa(aug_key, images, strategy=cfg.syn_dsa_strategy, siamese=False)
+    images = dsa_lib.dsa(aug_key, images, strategy=cfg.syn_dsa_strategy, siamese=False)
   return images, targets
 
 
@@ -269,7 +269,7 @@ def unrolled_loss(model, variables, syn_images, syn_targets, real_x, real_target
   (params, _), inner_losses = jax.lax.scan(step, carry, keys)
 
   if cfg.real_dsa:
-    real_x = augment.dsa(real_key, real_x, strategy=cfg.real_dsa_strategy, siamese=False)
+    real_x = dsa_lib.dsa(real_key, real_x, strategy=cfg.real_dsa_strategy, siamese=False)
   logits, _ = models_lib.apply_model(model, {**rest, 'params': params}, real_x, train=True)
   return eval_lib.label_loss(logits, real_targets, 'ce'), inner_losses[-1]
 

@@ -52,7 +52,7 @@ Where jaxdd differs from the reference:
 import jax
 import jax.numpy as jnp
 
-from jaxdd import augment
+from jaxdd.augment import dsa as dsa_lib
 from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, is_int
@@ -180,9 +180,9 @@ def make_dc(config) -> Objective:
   """
   obj_cfg = config.objective
   use_dsa = bool(obj_cfg.get('dsa', False))
-  strategy = obj_cfg.get('dsa_strategy', augment.DEFAULT_STRATEGY)
+  strategy = obj_cfg.get('dsa_strategy', dsa_lib.DEFAULT_STRATEGY)
   if use_dsa:
-    augment.parse_strategy(strategy)
+    dsa_lib.parse_strategy(strategy)
   outer_loop, inner_loop = obj_cfg.get('outer_loop', None), obj_cfg.get('inner_loop', None)
   if outer_loop is None or inner_loop is None:
     outer_loop, inner_loop = dc_loops(config.ipc)
@@ -225,7 +225,7 @@ def make_dc(config) -> Objective:
       class_keys = jax.random.split(key, num_classes)
 
       def aug(x, c):
-        return augment.dsa(class_keys[c], x, strategy=strategy, siamese=True)
+        return dsa_lib.dsa(class_keys[c], x, strategy=strategy, siamese=True)
 
       real_images = jnp.stack([aug(real_images[c], c) for c in range(num_classes)])
       syn_images = jnp.stack([aug(syn_images[c], c) for c in range(num_classes)])
@@ -251,7 +251,7 @@ def make_dc(config) -> Objective:
     def sgd_step(variables, idx, aug_key):
       x, y = images[idx], targets[idx]
       if use_dsa:
-        x = augment.dsa(aug_key, x, strategy=strategy, siamese=False)
+        x = dsa_lib.dsa(aug_key, x, strategy=strategy, siamese=False)
 
       def loss_fn(params):
         logits, new_vars = models_lib.apply_model(

@@ -18,7 +18,7 @@ pixel and FreD parameterizations are); DM reads the classes from that order.
 import jax
 import jax.numpy as jnp
 
-from jaxdd import augment
+from jaxdd.augment import dsa as dsa_lib
 from jaxdd import models as models_lib
 from jaxdd.interfaces import Objective
 from jaxdd.objectives import selection
@@ -32,9 +32,9 @@ def make_dm(config) -> Objective:
   obj_cfg = config.objective
   select_ratio = selection.mask_ratio(obj_cfg)   # None: DM's last-layer embedding
   use_dsa = bool(obj_cfg.get('dsa', True))
-  strategy = obj_cfg.get('dsa_strategy', augment.DEFAULT_STRATEGY)
+  strategy = obj_cfg.get('dsa_strategy', dsa_lib.DEFAULT_STRATEGY)
   if use_dsa:
-    augment.parse_strategy(strategy)
+    dsa_lib.parse_strategy(strategy)
 
   def prepare(ds, config):
     image_shape = tuple(ds.x_train.shape[1:])
@@ -55,7 +55,7 @@ def make_dm(config) -> Objective:
       # under vmap the random group index would be batched and lax.switch would run
       # all six groups; here each class runs only the group it drew.
       class_keys = jax.random.split(aug_key, num_classes)
-      aug = lambda k, x: augment.dsa(k, x, strategy=strategy, siamese=True)
+      aug = lambda k, x: dsa_lib.dsa(k, x, strategy=strategy, siamese=True)
       real_images = jnp.stack([aug(class_keys[c], real.images[c])
                                for c in range(num_classes)])
       syn_images = jnp.stack([aug(class_keys[c], syn_images[c])

@@ -2,7 +2,7 @@
 
 ``make_mtt`` wires the pure loss of ``jaxdd.objectives.trajectory`` (MTT, DATM and PAD
 by options) into the ``Objective`` interface: ``prepare`` loads or trains the expert
-buffer (``build_buffer``, cached by ``jaxdd.expert_buffers``) and builds the student's
+buffer (``build_buffer``, cached by ``jaxdd.pretrain.expert_store``) and builds the student's
 apply functions (``trajectory_ctx``); DATM's initialisation from correctly classified
 real images with the experts' logits as labels is ``expert_label_init``.
 """
@@ -12,11 +12,14 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxdd import augment
+from jaxdd.augment import dsa as dsa_lib
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import Objective
 from jaxdd.objectives import trajectory as tr
+from jaxdd.pretrain import difficulty
+from jaxdd.pretrain import expert_store
+from jaxdd.pretrain import experts
 
 
 def trajectory_ctx(model, buffer, image_shape) -> dict:
@@ -80,7 +83,7 @@ def expert_label_init(ctx, images, labels, *, select_expert: int = 0,
 
 
 def build_buffer(ds, config):
-  """Loads or trains (``expert_buffers.load_or_train``) the experts of config.objective.
+  """Loads or trains (``expert_store.load_or_train``) the experts of config.objective.
 
   ``objective.experts``: num_experts, epochs, lr (0.01), momentum (0), weight_decay
   (0), batch_size (256), dsa (True), dsa_strategy, seed (config.seed), cache_dir
@@ -88,7 +91,6 @@ def build_buffer(ds, config):
   scheduler's initial_ratio, add_end_epoch, remove_epochs, remove_fractions
   (``difficulty.pad_schedule``) and el2n_nets, el2n_epochs (``difficulty.el2n_scores``).
   """
-  from jaxdd import expert_buffers, experts   # lazy: only trajectory matching trains experts
   e = config.objective.experts
   schedule_name = e.get('schedule', 'none')
   if schedule_name not in ('none', 'pad'):
@@ -101,10 +103,9 @@ def build_buffer(ds, config):
       num_experts=e.num_experts, epochs=e.epochs, lr=e.get('lr', 0.01),
       momentum=e.get('momentum', 0.0), weight_decay=e.get('weight_decay', 0.0),
       batch_size=e.get('batch_size', 256), dsa=e.get('dsa', True),
-      dsa_strategy=e.get('dsa_strategy', augment.DEFAULT_STRATEGY), seed=seed)
+      dsa_strategy=e.get('dsa_strategy', dsa_lib.DEFAULT_STRATEGY), seed=seed)
   schedule = None
   if schedule_name == 'pad':
-    from jaxdd.data import difficulty
     pad = dict(config.objective.get('pad', {}))
     nets, epochs = pad.pop('el2n_nets', 3), pad.pop('el2n_epochs', 2)
     for k in set(pad) - set(tr.PAD_DEFAULTS):
@@ -124,7 +125,7 @@ def build_buffer(ds, config):
     # The cache key must identify the schedule (the function is not hashed).
     schedule_name = 'pad_' + '_'.join(f'{k}{v}' for k, v in sorted(
         {**pad, 'el2n_nets': nets, 'el2n_epochs': epochs}.items()))
-  return expert_buffers.load_or_train(e.get('cache_dir', 'experts'), model, image_shape, ds.name,
+  return expert_store.load_or_train(e.get('cache_dir', 'experts'), model, image_shape, ds.name,
                                ds.x_train, ds.y_train, ds.num_classes, cfg,
                                model_config=dict(config.model), schedule=schedule,
                                schedule_name=schedule_name)

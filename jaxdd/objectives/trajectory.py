@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdd import augment
+from jaxdd.augment import dsa as dsa_lib
 from jaxdd import evaluate as eval_lib
 from jaxdd.errors import ConfigError, is_int, is_num
 from jaxdd.objectives import selection
@@ -88,7 +88,7 @@ class MTTOptions(NamedTuple):
   expansion_end_step: int = 0
   batch_syn: int = 0
   dsa: bool = True
-  dsa_strategy: str = augment.DEFAULT_STRATEGY
+  dsa_strategy: str = dsa_lib.DEFAULT_STRATEGY
   lr_teacher: float = 0.01
   label_loss: str = 'ce'
   threshold: float = 0.0
@@ -130,7 +130,7 @@ def mtt_options(obj_cfg) -> MTTOptions:
     raise ConfigError(f'objective.dsa must be True or False, got {opts.dsa!r}')
   if opts.dsa:
     try:
-      augment.parse_strategy(opts.dsa_strategy)
+      dsa_lib.parse_strategy(opts.dsa_strategy)
     except ConfigError as e:
       raise ConfigError(f'objective.{e}') from None
   if not is_num(opts.lr_teacher) or not opts.lr_teacher > 0:
@@ -249,7 +249,7 @@ def unroll(theta0, syn_lr, images, targets, idx, weight, aug_keys, apply_fn: App
     i, w, k = xs
     x, y = images[i], targets[i]
     if opts.dsa:
-      x = augment.dsa(k, x, strategy=opts.dsa_strategy, siamese=False)
+      x = dsa_lib.dsa(k, x, strategy=opts.dsa_strategy, siamese=False)
     grad = (batch_grad if opts.grad_chunks == 1 else chunk_grad)(theta, x, y, w)
     return theta - syn_lr * grad, None
 

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdd import experts as experts_lib
+from jaxdd.pretrain import experts as experts_lib
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, DataError, is_int, is_num
 

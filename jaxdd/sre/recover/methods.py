@@ -3,8 +3,8 @@
 
 Each method is four pure functions (prepare the teacher statistics once, the initial
 cross-batch state, the loss of one step, the end-of-batch update); the loop of
-``jaxdd.recover.loop`` calls them without branching on the method. The loss pieces are
-``jaxdd.objectives.statistics`` and ``jaxdd.objectives.spectral``.
+``jaxdd.sre.recover.loop`` calls them without branching on the method. The loss pieces are
+``jaxdd.sre.losses.statistics`` and ``jaxdd.sre.losses.spectral``.
 """
 
 from collections.abc import Callable
@@ -14,13 +14,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxdd import augment as dsa_ops
-from jaxdd import batch_augment as ba
+from jaxdd.augment import dsa as dsa_ops
+from jaxdd.augment import batch as ba
 from jaxdd.models.utils import apply_model
-from jaxdd.objectives import spectral as sp
-from jaxdd.objectives import edc_losses as edc
-from jaxdd.objectives import statistics as st
-from jaxdd.recover.config import METHOD_NAMES, RecoverConfig
+from jaxdd.sre.losses import spectral as sp
+from jaxdd.sre.losses import edc
+from jaxdd.sre.losses import statistics as st
+from jaxdd.sre.recover.config import METHOD_NAMES
+from jaxdd.sre.recover.config import RecoverConfig
 
 
 # ---------------------------------------------------------------------------------

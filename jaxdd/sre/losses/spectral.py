@@ -26,10 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from PIL import Image, ImageDraw
 
 from jaxdd.errors import ConfigError
-from jaxdd.objectives.statistics import batch_cov
-from jaxdd.objectives.statistics import safe_norm
+from jaxdd.sre.losses.statistics import batch_cov
+from jaxdd.sre.losses.statistics import safe_norm
 
 METHODS = ('dm', 'dc', 'mtt', 'frepo')
 CFM_FILTERS = ('hfm', 'lfm')
@@ -272,7 +273,6 @@ def plot_filtered_spectra(real_feats, syn_feats, path: str, *, method: str = 'fr
     The plotted series: {'real', 'syn', 'real_filtered', 'syn_filtered'}, each a
     float64 numpy array of length d.
   """
-  from PIL import Image, ImageDraw   # Pillow is a jaxdd dependency; imported lazily
 
   _check('method', method, METHODS)
   series = {}

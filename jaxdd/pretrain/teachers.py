@@ -11,14 +11,13 @@ also uses): SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch 128, cosine sched
 turn (METHODS.md §2 EDC "Teachers"): ``load_or_train_teacher_sets`` takes a list of
 configs.
 
-Like ``jaxdd.experts``: all teachers of one architecture train at once in one compiled
+Like ``jaxdd.pretrain.experts``: all teachers of one architecture train at once in one compiled
 program (``evaluate.over_seeds``), one jitted epoch (a ``lax.scan`` over its steps) per
 host iteration with a progress line and ETA. Storage and the cache (orbax + JSON,
-keyed by digests of the data + model + config) are ``jaxdd.teacher_store``; its public
-names (``save_teachers``, ``load_teachers``, ``load_or_train_teachers``,
-``load_or_train_teacher_sets``, ...) are re-exported here, and so are those of
-``jaxdd.teacher_eval``, which reads trained sets (``num_teachers``, ``teacher``,
-``teacher_logits``, ``evaluate_teachers``).
+keyed by digests of the data + model + config) are ``jaxdd.pretrain.teacher_store``;
+reading trained sets (``num_teachers``, ``teacher``, ``teacher_logits``,
+``evaluate_teachers``) is ``jaxdd.pretrain.teacher_eval``. Both import this module,
+never the other way round.
 
 Differences from the authors' PyTorch training, on purpose:
 
@@ -52,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdd import batch_augment
+from jaxdd.augment import batch as batch_augment
 from jaxdd import evaluate
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, DataError, is_int, is_num
@@ -382,25 +381,3 @@ def train_teachers(x_train, y_train, num_classes: int, cfg: TeacherConfig, *,
       'train_loss': losses, 'train_acc': accs,  # [epochs][teachers]
   }
   return Teachers(model, variables, meta)
-
-
-# The storage half lives in ``jaxdd.teacher_store``, reading teachers (one of a set,
-# logits, test accuracy) in ``jaxdd.teacher_eval``; both import this module, so their
-# names resolve lazily (PEP 562) and any of the three modules can be imported first.
-_STORE_NAMES = ('config_from_dict', 'save_teachers', 'load_teachers', 'cache_key',
-                'teacher_set_path', 'load_or_train_teachers', 'load_or_train_teacher_sets')
-_EVAL_NAMES = ('num_teachers', 'teacher', 'teacher_logits', 'evaluate_teachers')
-
-
-def __getattr__(name):
-  if name in _STORE_NAMES:
-    from jaxdd import teacher_store  # pylint: disable=g-import-not-at-top
-    return getattr(teacher_store, name)
-  if name in _EVAL_NAMES:
-    from jaxdd import teacher_eval  # pylint: disable=g-import-not-at-top
-    return getattr(teacher_eval, name)
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-def __dir__():
-  return sorted(set(globals()) | set(_STORE_NAMES) | set(_EVAL_NAMES))

@@ -6,7 +6,7 @@ poster [Hp, Wp, C] is stored; decode extracts n_x·n_y overlapping H×W patches 
 classes share pixels and the budget ``Hp·Wp / (K·H·W)`` images per class can be below 1.
 Gradients of overlapping patches add up on shared pixels (a gather's transpose).
 
-Geometry (``poster_geometry``, module ``jaxdd.params.poster_geometry``):
+Geometry (``poster_geometry``, module ``jaxdd.parameterizations.poster_geometry``):
   * class grid (rows, cols): the most nearly square rows·cols = K, rows ≤ cols: the
     paper's 2×5 (CIFAR-10), 10×10 (CIFAR-100), 10×20 (CUB-200, Tiny-ImageNet).
     ``class_order[r, c]`` is the class at cell (r, c) (``poco.poco_order`` for PoCO's).
@@ -55,7 +55,9 @@ import numpy as np
 
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import Budget, Parameterization, SynData
-from jaxdd.params.poster_geometry import PosterGeometry, crop_starts, poster_geometry
+from jaxdd.parameterizations.poster_geometry import PosterGeometry
+from jaxdd.parameterizations.poster_geometry import crop_starts
+from jaxdd.parameterizations.poster_geometry import poster_geometry
 
 
 INITS = ('tiles', 'noise', 'real', 'real_patches')

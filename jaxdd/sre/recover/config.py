@@ -1,7 +1,7 @@
 """Recover-stage settings: ``RecoverConfig``, the authors' defaults, checks, and the
 per-run constants derived from a config (pixel clip bounds, CFM's β_k curriculum).
 
-See ``jaxdd.recover`` (the package docstring) for the stage itself.
+See ``jaxdd.sre.recover`` (the package docstring) for the stage itself.
 """
 
 from typing import NamedTuple
@@ -9,10 +9,10 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxdd.errors import ConfigError, is_int, is_num
-from jaxdd.objectives import spectral as sp
-from jaxdd.objectives import edc_losses as edc
+from jaxdd.sre.losses import spectral as sp
+from jaxdd.sre.losses import edc
 
-# The keys of ``jaxdd.recover.METHODS`` (checked there), known here so that the checks
+# The keys of ``jaxdd.sre.recover.METHODS`` (checked there), known here so that the checks
 # do not import the methods.
 METHOD_NAMES = ('sre2l', 'cfm', 'edc')
 INITS = ('noise', 'real')
@@ -24,7 +24,7 @@ class RecoverConfig(NamedTuple):
   ``default_config(method)`` for each method's authors' CIFAR values (METHODS.md).
 
   Attributes:
-    method: 'sre2l', 'cfm' or 'edc' (a key of ``jaxdd.recover.METHODS``).
+    method: 'sre2l', 'cfm' or 'edc' (a key of ``jaxdd.sre.recover.METHODS``).
     ipc: sequential batches = images per class.
     iterations: Adam steps per batch (SRe2L/CFM 1000, EDC 75).
     lr: Adam learning rate (SRe2L/CFM 0.25, EDC 0.05); betas, eps: Adam's.

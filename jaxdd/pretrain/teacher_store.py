@@ -1,13 +1,13 @@
-"""Storage and caching of squeeze-stage teacher sets (``jaxdd.teachers``).
+"""Storage and caching of squeeze-stage teacher sets (``jaxdd.pretrain.teachers``).
 
 A stored set is a directory: an orbax ``StandardCheckpointer`` checkpoint of the
 variables pytree (numpy, leading teacher axis) under ``state/`` and ``meta.json``
 (config, data digests, per-teacher test accuracy). It is written to a temporary
 directory that is renamed into place, so an interrupted save leaves nothing behind.
 ``load_or_train_teachers`` keys a set by digests of the train data + model + config
-(``cache_key``), as ``jaxdd.expert_buffers`` does for expert trajectories, and trains, tests
+(``cache_key``), as ``jaxdd.pretrain.expert_store`` does for expert trajectories, and trains, tests
 and stores it when no stored set matches. Every public name is re-exported by
-``jaxdd.teachers``.
+``jaxdd.pretrain.teachers``.
 """
 
 import hashlib
@@ -19,13 +19,15 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 
 from jaxdd import models as models_lib
 # Training is looked up on the module at call time (``tch.train_teachers``), so that a
-# patched ``jaxdd.teachers.train_teachers`` (tests) is the one that runs.
-from jaxdd import teachers as tch
+# patched ``jaxdd.pretrain.teachers.train_teachers`` (tests) is the one that runs.
+from jaxdd.pretrain import teacher_eval
+from jaxdd.pretrain import teachers as tch
 from jaxdd.errors import ConfigError, DataError
-from jaxdd.expert_buffers import digest, to_json
+from jaxdd.pretrain.expert_store import digest, to_json
 
 _STATE_DIR = 'state'      # orbax checkpoint inside a stored set
 _META_FILE = 'meta.json'
@@ -49,7 +51,6 @@ def save_teachers(path: str, teachers: tch.Teachers) -> None:
   Raises:
     FileExistsError: ``path`` exists.
   """
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top  (slow import)
 
   path = os.path.abspath(path)
   if os.path.exists(path):
@@ -76,7 +77,6 @@ def load_teachers(path: str) -> tch.Teachers:
   Raises:
     DataError: missing or unreadable set, or one that does not fit its model.
   """
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
 
   try:
     with open(os.path.join(path, _META_FILE)) as f:
@@ -144,7 +144,7 @@ def load_or_train_teachers(cache_dir: str, x_train, y_train, x_test, y_test,
     print(f'teachers: loading {path}', flush=True)
     teachers = load_teachers(path)
     if teachers.meta.get('test_digest') != test_digest:
-      acc = tch.evaluate_teachers(teachers, x_test, y_test,
+      acc = teacher_eval.evaluate_teachers(teachers, x_test, y_test,
                               test_batch_size=cfg.test_batch_size, seed_loop=cfg.seed_loop)
       teachers = teachers._replace(meta={**teachers.meta, 'test_digest': test_digest,
                                          'test_accuracy': acc.tolist()})
@@ -152,7 +152,7 @@ def load_or_train_teachers(cache_dir: str, x_train, y_train, x_test, y_test,
   print(f'teachers: no stored set at {path}; training {cfg.num_teachers} '
         f'{cfg.model} teachers', flush=True)
   teachers = tch.train_teachers(x_train, y_train, num_classes, cfg, verbose=verbose)
-  acc = tch.evaluate_teachers(teachers, x_test, y_test, test_batch_size=cfg.test_batch_size,
+  acc = teacher_eval.evaluate_teachers(teachers, x_test, y_test, test_batch_size=cfg.test_batch_size,
                           seed_loop=cfg.seed_loop)
   print(f'teachers: test accuracy {", ".join(f"{a:.4f}" for a in acc)} (mean '
         f'{acc.mean():.4f})', flush=True)

@@ -1,7 +1,7 @@
 """Settings of the relabel protocol: ``RelabelConfig``, the authors' ``PRESETS``, the
 config check, the per-epoch learning-rate factor and the epochs that are evaluated.
 
-The schedules and read-outs are described in the ``jaxdd.relabel`` package docstring.
+The schedules and read-outs are described in the ``jaxdd.sre.relabel`` package docstring.
 """
 
 import math

@@ -1,6 +1,6 @@
 """The sequential recover loop: teacher statistics once (``prepare_targets``), one
 jitted ``lax.scan`` per batch (``make_batch_fn``), and ``synthesize`` over the IPC
-batches. See the ``jaxdd.recover`` package docstring for the algorithm.
+batches. See the ``jaxdd.sre.recover`` package docstring for the algorithm.
 """
 
 import time
@@ -14,9 +14,10 @@ import optax
 
 from jaxdd.data.sampling import select_real_init
 from jaxdd.errors import ConfigError
-from jaxdd.recover.config import (RecoverConfig, batch_betas, check_recover_config,
+from jaxdd.sre.recover.config import (RecoverConfig, batch_betas, check_recover_config,
                                   clip_bounds)
-from jaxdd.recover.methods import METHODS, StepInfo
+from jaxdd.sre.recover.methods import METHODS
+from jaxdd.sre.recover.methods import StepInfo
 
 
 def _as_teachers(teachers):
@@ -127,7 +128,7 @@ def synthesize(key, teacher, targets, cfg: RecoverConfig, num_classes: int,
     key: PRNG key; batch k's noise and steps come from fold_in(key', k) (step t folds
       in t), the real-image selection from a key split off first.
     teacher: (model, variables) or a list of them (EDC's round robin, see
-      ``jaxdd.recover``).
+      ``jaxdd.sre.recover``).
     targets: ``prepare_targets`` output (a list for a list of teachers).
     cfg: RecoverConfig.
     num_classes: K.

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdd.errors import ConfigError, DataError
+from jaxdd import text_encoder
 
 
 def cosine_distances(embeddings) -> np.ndarray:
@@ -58,7 +59,7 @@ def poco_order(embeddings, rows: int, cols: int) -> np.ndarray:
 
   Returns:
     int32 [rows, cols]: ``order[r, c]`` is the class at cell (r, c), the ``class_order``
-    of ``jaxdd.params.poster.make_poster``.
+    of ``jaxdd.parameterizations.poster.make_poster``.
 
   Each cell in ``anti_diagonal_order`` takes ``argmin_{c unused} Σ_{m ∈ placed
   4-neighbours} (1 − cos(e_m, e_c))``, ties to the lowest class index (the authors'
@@ -145,7 +146,6 @@ def resolve_class_order(spec, ds, grid, *, template: str = 'a photo of a {}',
                       f'ids, got {spec!r}')
   rows, cols = grid
   if spec == 'poco_text':
-    from jaxdd import text_encoder   # pylint: disable=g-import-not-at-top (optional deps)
     emb = text_encoder.class_name_embeddings(list(ds.class_names), template=template)
   else:
     y = np.asarray(ds.y_train)

@@ -4,13 +4,13 @@ METHODS.md §1 SRe2L, §2 UniDD/CFM and EDC. Unlike the generic loop of
 ``jaxdd.distill`` (a parameterization × an objective, scored by the standard protocol),
 these methods run three stages, each a module of its own:
 
-1. **squeeze** (``jaxdd.teachers``): train the teacher networks on the real data, stored
+1. **squeeze** (``jaxdd.pretrain.teachers``): train the teacher networks on the real data, stored
    with orbax and reused across runs (cache keyed by data, model and recipe);
-2. **recover** (``jaxdd.recover``): synthesise ``ipc`` sequential batches of one image
+2. **recover** (``jaxdd.sre.recover``): synthesise ``ipc`` sequential batches of one image
    per class, each optimised for its own iterations against the teachers' statistics
    (SRe2L's BN-statistic loss, CFM's frequency matching, EDC's soft category-aware
    matching); the method is ``config.recover.method``;
-3. **relabel** (``jaxdd.relabel``): students learn from the teachers' soft labels,
+3. **relabel** (``jaxdd.sre.relabel``): students learn from the teachers' soft labels,
    computed online on every augmented batch; the same protocol scores a random real
    subset of the same size, the baseline the papers' gains are measured against.
 
@@ -27,11 +27,14 @@ import time
 
 import jax
 import numpy as np
+import ml_collections
 
 from jaxdd import data as data_lib
 from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
-from jaxdd import recover, relabel, teachers
+from jaxdd.sre import recover
+from jaxdd.sre import relabel
+from jaxdd.pretrain import teacher_eval, teacher_store, teachers
 from jaxdd.errors import ConfigError
 from jaxdd.outputs import save_grid_png, write_json
 
@@ -63,7 +66,7 @@ def teacher_configs(config) -> list:
   sets = config.teachers.get('sets', None)
   if not sets:
     raise ConfigError('teachers.sets must list at least one teacher architecture '
-                      '(a dict of jaxdd.teachers.TeacherConfig fields)')
+                      '(a dict of jaxdd.pretrain.teachers.TeacherConfig fields)')
   cfgs = [teachers.TeacherConfig(**_fields(s, teachers.TeacherConfig, 'teachers.sets[i]'))
           for s in sets]
   for c in cfgs:
@@ -113,16 +116,15 @@ def check_config(config, ds) -> tuple:
 
 def _teacher_list(sets) -> list:
   """Every stored teacher as a (model, variables) pair, sets in order."""
-  return [(s.model, teachers.teacher(s, i)) for s in sets
-          for i in range(teachers.num_teachers(s))]
+  return [(s.model, teacher_eval.teacher(s, i)) for s in sets
+          for i in range(teacher_eval.num_teachers(s))]
 
 
 def run(config, workdir: str, *, evaluate: bool = True, log=print) -> dict:
   """Runs the three stages; returns (and writes) ``results.json``'s content."""
-  from jaxdd import distill   # pylint: disable=g-import-not-at-top (shared data loader)
   t_start = time.time()
   os.makedirs(workdir, exist_ok=True)
-  ds = distill.load_data(config)
+  ds = data_lib.load_from_config(config)
   data_lib.check_ipc(ds, int(config.ipc))
   tcfgs, rcfg, lcfg = check_config(config, ds)
   image_shape = tuple(ds.x_train.shape[1:])
@@ -131,10 +133,10 @@ def run(config, workdir: str, *, evaluate: bool = True, log=print) -> dict:
   # ---- Squeeze.
   cache = os.path.expanduser(config.teachers.get('cache_dir', '') or DEFAULT_CACHE)
   t0 = time.time()
-  sets = teachers.load_or_train_teacher_sets(cache, ds.x_train, ds.y_train, ds.x_test,
+  sets = teacher_store.load_or_train_teacher_sets(cache, ds.x_train, ds.y_train, ds.x_test,
                                              ds.y_test, k, tcfgs)
   teacher_acc = [float(a) for s in sets
-                 for a in teachers.evaluate_teachers(s, ds.x_test, ds.y_test)]
+                 for a in teacher_eval.evaluate_teachers(s, ds.x_test, ds.y_test)]
   log(f'teachers: {len(teacher_acc)} ready in {time.time() - t0:.1f} s, test accuracy '
       + ', '.join(f'{a:.4f}' for a in teacher_acc))
   pairs = _teacher_list(sets)
@@ -214,7 +216,6 @@ def sre_config(*, data: str, ipc: int, method: str, teacher_sets, relabel_preset
     student: the evaluated architecture (``models.get_model`` name).
     seeds: students trained per evaluation.
   """
-  import ml_collections   # pylint: disable=g-import-not-at-top (configs only)
   c = ml_collections.ConfigDict()
   c.pipeline = 'sre'
   c.data = data

@@ -6,9 +6,9 @@ starts from ``expert[t]`` and is matched to ``expert[t + M]``. The ``ExpertConfi
 defaults are MTT's (METHODS.md §1 MTT "Experts", ``mtt:buffer.py``): plain SGD lr
 0.01, no momentum, no weight decay, batch 256, cross-entropy, per-sample DSA on every
 batch, a checkpoint every epoch including the initialisation. PAD (METHODS.md §2)
-trains on a per-epoch subset chosen by ``jaxdd.data.difficulty.pad_schedule``: pass
+trains on a per-epoch subset chosen by ``jaxdd.pretrain.difficulty.pad_schedule``: pass
 it as ``schedule``. Storage and the cache of trained buffers are in
-``jaxdd.expert_buffers``.
+``jaxdd.pretrain.expert_store``.
 
 Differences from the reference, on purpose:
 
@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdd import augment
+from jaxdd.augment import dsa as dsa_lib
 from jaxdd import evaluate
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, DataError, is_int, is_num
@@ -65,7 +65,7 @@ class ExpertConfig(NamedTuple):
     weight_decay: coupled (PyTorch-style) L2 decay (MTT ``--l2``, default 0).
     batch_size: minibatch size (``batch_train``).
     dsa: per-sample DSA on every training batch.
-    dsa_strategy: DSA groups, see ``jaxdd.augment``.
+    dsa_strategy: DSA groups, see ``jaxdd.augment.dsa``.
     seed: base seed; expert ``i`` uses ``fold_in(key(seed), i)``.
     seed_loop: 'auto', 'map' or 'vmap', see ``evaluate.over_seeds``.
   """
@@ -76,7 +76,7 @@ class ExpertConfig(NamedTuple):
   weight_decay: float = 0.0
   batch_size: int = 256
   dsa: bool = True
-  dsa_strategy: str = augment.DEFAULT_STRATEGY
+  dsa_strategy: str = dsa_lib.DEFAULT_STRATEGY
   seed: int = 0
   seed_loop: str = 'auto'
 
@@ -104,7 +104,7 @@ def check_expert_config(cfg: ExpertConfig) -> None:
       raise ConfigError(f'{_FIELD}{name} must be {accepted}, got {value!r}')
   if cfg.dsa:
     try:
-      augment.parse_strategy(cfg.dsa_strategy)
+      dsa_lib.parse_strategy(cfg.dsa_strategy)
     except ConfigError as e:
       raise ConfigError(f'{_FIELD}{e}') from None
 
@@ -190,7 +190,7 @@ def make_epoch_fn(model, image_shape, cfg: ExpertConfig, num_train: int):
       rows = order[jnp.minimum(slot, n - 1)]
       xb, yb = x[rows], y[rows]
       if cfg.dsa:
-        xb = augment.dsa(jax.random.fold_in(aug_key, j), xb, strategy=cfg.dsa_strategy,
+        xb = dsa_lib.dsa(jax.random.fold_in(aug_key, j), xb, strategy=cfg.dsa_strategy,
                          siamese=False, choice_key=jax.random.fold_in(choice_key, j))
 
       def loss_fn(params):

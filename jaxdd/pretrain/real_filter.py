@@ -1,7 +1,7 @@
 """PAD's filtering of information extraction (FIEX) for objectives that read real batches.
 
 PAD (Li et al., "Prioritize Alignment in Dataset Distillation") schedules the data of
-trajectory-matching experts by difficulty (``jaxdd.data.difficulty``). Its appendix
+trajectory-matching experts by difficulty (``jaxdd.pretrain.difficulty``). Its appendix
 ("Gradient Matching", "Distribution Matching"; Tables 6 and 7) carries the same idea to
 DC and DM, whose real batches come straight from the data set: "When IPC is small, a
 certain ratio of hard samples is removed from the target dataset so that the recorded
@@ -30,6 +30,8 @@ import numpy as np
 
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, is_int, is_num
+from jaxdd.pretrain import difficulty
+from jaxdd.pretrain.expert_store import cache_file, digest
 
 DROPS = ('none', 'hard', 'easy')
 DEFAULTS = dict(drop='none', ratio=0.0, el2n_nets=3, el2n_epochs=2, cache_dir='')
@@ -84,7 +86,6 @@ def kept_indices(orderings, drop: str, ratio: float) -> np.ndarray:
 
 
 def _cache_path(cache_dir: str, ds, model_config: dict, s: dict, seed: int) -> str:
-  from jaxdd.expert_buffers import cache_file, digest   # lazy: imports the expert trainer
   key = {'version': 1, 'dataset': ds.name, 'x_shape': list(np.shape(ds.x_train)),
          'x_digest': digest(ds.x_train), 'y_digest': digest(ds.y_train),
          'model_config': model_config, 'el2n_nets': s['el2n_nets'],
@@ -95,7 +96,6 @@ def _cache_path(cache_dir: str, ds, model_config: dict, s: dict, seed: int) -> s
 def el2n_scores_cached(ds, config, s: dict) -> np.ndarray:
   """EL2N of every training image under ``config.model`` (``difficulty.el2n_scores``),
   read from the cache when this data, model and setting were scored before."""
-  from jaxdd.data import difficulty   # lazy: imports the expert trainer
   cache_dir = os.path.expanduser(s['cache_dir'] or DEFAULT_CACHE)
   seed = int(config.get('seed', 0))
   path = _cache_path(cache_dir, ds, dict(config.model), s, seed)
@@ -124,7 +124,6 @@ def real_pool(ds, config) -> np.ndarray | None:
   s = settings(config)
   if not is_on(s):
     return None
-  from jaxdd.data import difficulty
   scores = el2n_scores_cached(ds, config, s)
   orderings = difficulty.class_orderings(scores, ds.y_train, ds.num_classes)
   keep = kept_indices(orderings, s['drop'], s['ratio'])

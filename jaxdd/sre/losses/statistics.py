@@ -13,9 +13,9 @@ whole training set. This module has the pieces, as pure functions:
   the host.
 * SRe2L's recover loss (``sre2l_loss``). EDC's soft category-aware matching,
   statistic smoothing, flatness regularisation and real-image initialisation are in
-  ``jaxdd.objectives.edc_losses``.
+  ``jaxdd.sre.losses.edc``.
 
-CFM's filters live in ``jaxdd.objectives.spectral`` with the rest of UniDD.
+CFM's filters live in ``jaxdd.sre.losses.spectral`` with the rest of UniDD.
 Feature maps are NHWC: [N, H, W, C]; statistics are over the N·H·W positions.
 """
 

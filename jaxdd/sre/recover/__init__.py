@@ -15,8 +15,8 @@ with a fresh Adam and a cosine learning rate:
 
 A method is a ``RecoverMethod`` (prepare the teacher statistics once, the initial
 cross-batch state, the loss, the end-of-batch update) and an entry of ``METHODS``; the
-loop has no method branches. The loss pieces are ``jaxdd.objectives.statistics`` and
-``jaxdd.objectives.spectral``. β_k of CFM's curriculum and the batch index are traced
+loop has no method branches. The loss pieces are ``jaxdd.sre.losses.statistics`` and
+``jaxdd.sre.losses.spectral``. β_k of CFM's curriculum and the batch index are traced
 arguments of the jitted batch function, so it compiles once for all batches.
 
 Several teachers (EDC's round robin) are used in turn, teacher ``i = (k·iterations + t)
@@ -26,7 +26,7 @@ state with only its own teacher's part changed.
 
 The package: ``config`` (``RecoverConfig``, ``default_config``, checks, clip bounds,
 β_k), ``methods`` (``RecoverMethod`` entries of ``METHODS`` and the batch-shared
-augmentation, built on ``jaxdd.batch_augment``), ``loop`` (``prepare_targets``,
+augmentation, built on ``jaxdd.augment.batch``), ``loop`` (``prepare_targets``,
 ``make_batch_fn``, ``synthesize``). Everything public is re-exported here.
 
 Where this differs from the authors' code: CFM's Σ_t is the full-train-set population
@@ -39,11 +39,13 @@ the k-th image of each class in data-set order, EDC a random one per class:
 ``select_real_init`` is EDC's choice).
 """
 
-from jaxdd.recover.config import (CURRICULA, INITS, METHOD_NAMES, RecoverConfig,
+from jaxdd.sre.recover.config import (CURRICULA, INITS, METHOD_NAMES, RecoverConfig,
                                   batch_betas, check_recover_config, clip_bounds,
                                   default_config)
-from jaxdd.recover.loop import make_batch_fn, prepare_targets, synthesize
-from jaxdd.recover.methods import (METHODS, RecoverMethod, StepInfo, apply_augment,
+from jaxdd.sre.recover.loop import make_batch_fn
+from jaxdd.sre.recover.loop import prepare_targets
+from jaxdd.sre.recover.loop import synthesize
+from jaxdd.sre.recover.methods import (METHODS, RecoverMethod, StepInfo, apply_augment,
                                    augment, augment_params, patch_view)
 
 __all__ = ['RecoverConfig', 'RecoverMethod', 'StepInfo', 'METHODS', 'METHOD_NAMES',

@@ -1,14 +1,14 @@
 """Using squeeze-stage teachers: pick one of a set, score images, test them, ensemble.
 
-``jaxdd.teachers`` trains sets of teachers (``Teachers``: one architecture, variables
+``jaxdd.pretrain.teachers`` trains sets of teachers (``Teachers``: one architecture, variables
 with a leading teacher axis [T, ...]); this module reads them: ``num_teachers``,
 ``teacher`` (the variables of one), ``teacher_logits`` (one teacher on a batch, eval
 mode), ``evaluate_teachers`` (test accuracy of every teacher of a set, all at once
 through ``evaluate.over_seeds``) and ``make_teacher_fn`` (the mean logits of an
-ensemble of teachers, the ``teacher_fn`` of the relabel protocol, ``jaxdd.relabel``).
+ensemble of teachers, the ``teacher_fn`` of the relabel protocol, ``jaxdd.sre.relabel``).
 Every teacher runs in eval mode: batch norm uses the running statistics, as SRe2L,
 UniDD/CFM and EDC run their teachers (METHODS.md §1 "SRe2L Relabel", §2 "EDC").
-``jaxdd.teachers`` re-exports the first four names, ``jaxdd.relabel`` the last.
+``jaxdd.pretrain.teachers`` re-exports the first four names, ``jaxdd.sre.relabel`` the last.
 """
 
 import functools
@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxdd import evaluate
 from jaxdd import models as models_lib
-from jaxdd import teachers as tch
+from jaxdd.pretrain import teachers as tch
 from jaxdd.errors import ConfigError
 
 # ----------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def make_teacher_fn(teachers) -> jax.tree_util.Partial:
     teachers: one teacher or a list of them (EDC averages the logits of its 8
       backbones, METHODS.md §2 EDC). A teacher is a ``(model, variables)`` pair, or a
       set of same-architecture teachers with ``.model`` and ``.variables`` whose leaves
-      have a leading teacher axis (``jaxdd.teachers.Teachers``); every network of a
+      have a leading teacher axis (``jaxdd.pretrain.teachers.Teachers``); every network of a
       set counts once in the mean.
 
   Returns:

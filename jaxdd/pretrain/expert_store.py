@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from jaxdd import experts
+from jaxdd.pretrain import experts
 from jaxdd.errors import DataError
 
 

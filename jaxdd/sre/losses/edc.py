@@ -9,7 +9,7 @@ Condensation", NeurIPS 2024; METHODS.md §2 EDC), as pure functions.
   synthetic images.
 * ``concat_crops``: real-image initialisation from a grid of crops.
 
-Teacher statistics and SRe2L's loss are in ``jaxdd.objectives.statistics``.
+Teacher statistics and SRe2L's loss are in ``jaxdd.sre.losses.statistics``.
 """
 
 import math
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdd.errors import ConfigError
-from jaxdd.objectives.statistics import check_choice, safe_norm
+from jaxdd.sre.losses.statistics import check_choice, safe_norm
 
 EDC_FORMS = ('paper', 'code')
 KL_DIRECTIONS = ('paper', 'code')

@@ -1,7 +1,7 @@
 """Training and testing under the relabel protocol: the losses, the batch augmentation,
 one student's training run (``make_relabel_train_fn``) and ``evaluate_relabel``.
 
-See the ``jaxdd.relabel`` package docstring for the protocol and how it differs from
+See the ``jaxdd.sre.relabel`` package docstring for the protocol and how it differs from
 the authors' code.
 """
 
@@ -13,11 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdd import batch_augment as ba
+from jaxdd.augment import batch as ba
 from jaxdd import evaluate
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, DataError, is_int
-from jaxdd.relabel.config import (RelabelConfig, check_relabel_config, eval_epochs,
+from jaxdd.sre.relabel.config import (RelabelConfig, check_relabel_config, eval_epochs,
                                   lr_schedule)
 
 
@@ -63,7 +63,7 @@ def relabel_loss(cfg: RelabelConfig, student_logits, teacher_logits, hard_labels
 
 
 # ----------------------------------------------------------------------------------
-# Augmentation: crop, flip, batch mixing (``jaxdd.batch_augment``).
+# Augmentation: crop, flip, batch mixing (``jaxdd.augment.batch``).
 # ----------------------------------------------------------------------------------
 
 

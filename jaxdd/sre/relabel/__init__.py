@@ -53,15 +53,15 @@ Differences from the authors' code, on purpose:
 The package: ``config`` (``RelabelConfig``, ``PRESETS``, ``check_relabel_config``, the
 lr schedule, ``eval_epochs``), ``train`` (losses, ``augment_batch``,
 ``make_relabel_train_fn``, ``evaluate_relabel``). ``make_teacher_fn`` (the teachers'
-mean logits) lives in ``jaxdd.teacher_eval``. Everything public is re-exported here.
+mean logits) lives in ``jaxdd.pretrain.teacher_eval``. Everything public is re-exported here.
 """
 
-from jaxdd.relabel.config import (CROPS, LOSSES, MIXES, OPTIMIZERS, PRESETS, READOUTS,
+from jaxdd.sre.relabel.config import (CROPS, LOSSES, MIXES, OPTIMIZERS, PRESETS, READOUTS,
                                   SCHEDULES, RelabelConfig, check_relabel_config,
                                   epoch_factor, eval_epochs, lr_schedule)
-from jaxdd.relabel.train import (augment_batch, edc_loss, evaluate_relabel, kl_loss,
+from jaxdd.sre.relabel.train import (augment_batch, edc_loss, evaluate_relabel, kl_loss,
                                  make_relabel_train_fn, relabel_loss)
-from jaxdd.teacher_eval import make_teacher_fn
+from jaxdd.pretrain.teacher_eval import make_teacher_fn
 
 __all__ = ['RelabelConfig', 'PRESETS', 'OPTIMIZERS', 'SCHEDULES', 'LOSSES', 'CROPS',
            'MIXES', 'READOUTS', 'check_relabel_config', 'epoch_factor', 'lr_schedule',

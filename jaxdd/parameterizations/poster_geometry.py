@@ -2,7 +2,7 @@
 
 The rules (the poster's size from the budget, the class grid, the patch count at the
 paper's CIFAR-10 density, tile and patch starts, the learned-label map's shape) are
-described in ``jaxdd.params.poster``'s module docstring; ``poster_geometry`` checks a
+described in ``jaxdd.parameterizations.poster``'s module docstring; ``poster_geometry`` checks a
 configuration and returns every size and position as a ``PosterGeometry``. NumPy only:
 nothing here is traced.
 """

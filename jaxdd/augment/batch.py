@@ -1,7 +1,7 @@
 """torchvision-style batch augmentation of the squeeze-recover-relabel family (NHWC).
 
 SRe2L, UniDD/CFM and EDC (METHODS.md §1 "SRe2L", §2 "UniDD", "EDC") augment with
-torchvision transforms and batch mixing rather than with DSA (``jaxdd.augment``):
+torchvision transforms and batch mixing rather than with DSA (``jaxdd.augment.dsa``):
 
   * ``RandomResizedCrop``: ``rrc_boxes`` draws the boxes (``get_params``), and
     ``resized_crop`` crops and resizes them bilinearly (``F.resized_crop``);
@@ -20,7 +20,7 @@ one box for the batch, ``resized_crop`` takes scalar or per-image boxes, and
 
 Everything is pure and jit/vmap-able, and differentiable in the images (crops are
 interpolation matmuls or gathers, flips reversals, mixes masks and convex sums).
-Translation and flipping reuse ``jaxdd.augment.translate`` / ``flip_width``.
+Translation and flipping reuse ``jaxdd.augment.dsa.translate`` / ``flip_width``.
 """
 
 import math
@@ -28,7 +28,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxdd import augment
+from jaxdd.augment import dsa as dsa_lib
 
 
 # ----------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def rrc_boxes(key, n: int | None, h: int, w: int, scale, ratio, attempts: int = 
     (top, left, height, width), int32 [n] each (scalars when ``n`` is None).
   """
   # One draw for everything: each random draw is its own threefry kernel, and XLA's
-  # compile time grows with their number (see ``jaxdd.augment``).
+  # compile time grows with their number (see ``jaxdd.augment.dsa``).
   u = jax.random.uniform(key, (1 if n is None else n, 2 * attempts + 2))
   area = (scale[0] + (scale[1] - scale[0]) * u[:, :attempts]) * h * w
   log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
@@ -140,7 +140,7 @@ def random_resized_crop(key, x, scale, ratio, *, per_sample: bool = True) -> jax
 def pad_crop(key, x, padding: int) -> jax.Array:
   """torchvision ``RandomCrop(H, padding)`` per image: zero-pad by ``padding``, then a
   uniformly placed H × W window, i.e. out[n, r, c] = x[n, r + dh_n, c + dw_n] (0
-  outside the image) with dh, dw ~ U{−padding..padding} (``augment.translate``).
+  outside the image) with dh, dw ~ U{−padding..padding} (``dsa_lib.translate``).
 
   The zeros are in the space of ``x``: for normalised images that is the mean colour,
   where torchvision pads raw pixels with black.
@@ -149,14 +149,14 @@ def pad_crop(key, x, padding: int) -> jax.Array:
     return x
   # One draw for both axes: every random call site costs compile time on XLA:CPU.
   shift = jax.random.randint(key, (2, x.shape[0]), -padding, padding + 1)
-  return augment.translate(x, shift[0], shift[1])
+  return dsa_lib.translate(x, shift[0], shift[1])
 
 
 def random_flip(key, x, *, per_sample: bool = True) -> jax.Array:
   """``RandomHorizontalFlip(0.5)``: mirrors each image (``per_sample``), or the whole
   batch at once, along W with probability 1/2."""
   fire = jax.random.bernoulli(key, 0.5, (x.shape[0],) if per_sample else ())
-  return augment.flip_width(x, fire)
+  return dsa_lib.flip_width(x, fire)
 
 
 # ----------------------------------------------------------------------------------
