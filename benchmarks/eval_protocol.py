@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from jaxdd import data as data_lib
 from jaxdd import evaluate, models
+from jaxdd.train import losses, members
 from jaxdd.models import utils as model_utils
 
 import machine
@@ -34,7 +35,7 @@ def main():
   p.add_argument('--seeds', type=int, default=5)
   p.add_argument('--epochs', type=int, default=300)
   p.add_argument('--conv_impl', default='auto')
-  p.add_argument('--seed_loop', default='auto', choices=evaluate.SEED_LOOPS)
+  p.add_argument('--seed_loop', default='auto', choices=members.MEMBER_LOOPS)
   p.add_argument('--out', default=os.path.join(HERE, 'results', 'eval_protocol.json'))
   a = p.parse_args()
 
@@ -44,7 +45,7 @@ def main():
                            conv_impl=a.conv_impl)
   cfg = evaluate.EvalConfig(epochs=a.epochs, batch_size=256, dsa=True)
   keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(a.seeds))
-  args = (keys, jnp.asarray(images), evaluate.as_targets(labels, ds.num_classes),
+  args = (keys, jnp.asarray(images), losses.as_targets(labels, ds.num_classes),
           jnp.asarray(ds.x_test), jnp.asarray(ds.y_test))
 
   t0 = time.time()
@@ -59,12 +60,12 @@ def main():
   # throughput of this machine: how close to the hardware the protocol runs.
   variables = model_utils.init_model(model, jax.random.key(0), tuple(images.shape[1:]))
   batch = jnp.asarray(images[:cfg.batch_size])
-  targets = evaluate.as_targets(labels[:cfg.batch_size], ds.num_classes)
+  targets = losses.as_targets(labels[:cfg.batch_size], ds.num_classes)
 
   def train_step_loss(params):
     logits, _ = model_utils.apply_model(model, {**variables, 'params': params}, batch,
                                         train=True)
-    return evaluate.label_loss(logits, targets, 'ce')
+    return losses.label_loss(logits, targets, 'ce')
 
   step_flops = machine.compiled_flops(jax.grad(train_step_loss), variables['params'])
   test_flops = machine.compiled_flops(

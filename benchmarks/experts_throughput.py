@@ -24,8 +24,9 @@ import numpy as np
 
 import machine
 from jaxdd import data as data_lib
-from jaxdd import evaluate, models
+from jaxdd import models
 from jaxdd.pretrain import experts
+from jaxdd.train import members
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCE_SECONDS_PER_EXPERT_EPOCH = 180.0
@@ -38,7 +39,7 @@ def main():
   p.add_argument('--epochs', type=int, default=1)
   p.add_argument('--train_images', type=int, default=None,
                  help='train on the first N images only (a quick run)')
-  p.add_argument('--seed_loop', default='auto', choices=evaluate.SEED_LOOPS)
+  p.add_argument('--seed_loop', default='auto', choices=members.MEMBER_LOOPS)
   p.add_argument('--conv_impl', default='auto', choices=models.layers.CONV_IMPLS)
   p.add_argument('--out', default=os.path.join(HERE, 'results', 'experts_throughput.json'))
   a = p.parse_args()

@@ -47,8 +47,8 @@ from jaxdd.pretrain import experts
 from jaxdd import host_memory
 from jaxdd import models
 from jaxdd.interfaces import SynData
-from jaxdd.objectives import mtt
-from jaxdd.objectives import trajectory as tm
+from jaxdd.objectives import trajectory_loss as tm
+from jaxdd.objectives import trajectory_matching as mtt
 
 import machine
 
@@ -92,9 +92,9 @@ def make_problem(conv_impl: str, seed: int = 0):
 
 
 def compile_loss(ctx, labels, syn_steps: int, policy: str, grad_chunks: int = 1):
-  opts = tm.MTTOptions(syn_steps=syn_steps, expert_epochs=2, max_start_epoch=2,
-                       batch_syn=K * IPC, dsa=True, checkpoint=policy,
-                       grad_chunks=grad_chunks)
+  opts = tm.MTTConfig(syn_steps=syn_steps, expert_epochs=2, max_start_epoch=2,
+                      batch_syn=K * IPC, dsa=True, checkpoint=policy,
+                      grad_chunks=grad_chunks)
 
   def loss(images, syn_lr, key):
     syn = SynData(images, labels, {'syn_lr': syn_lr})

@@ -1,17 +1,17 @@
-r"""KIP on scikit-learn's 8x8 digits, sized for 2 CPU cores (METHODS.md §1 KIP).
+r"""KIP on scikit-learn's 8x8 digits, sized for 2 CPU cores (docs/methods.md §1 KIP).
 
     python -m jaxdd.launch --config=configs/kip_digits.py:10
 
-The settings of configs/kip_mnist.py (kernel ridge regression with neural-tangents'
-fully connected NTK of depth 3, trace-scaled ridge 1e-6, centred one-hot targets, Adam
-0.04 on the images and the learned labels, a target batch of 64 per class; evaluation
-of a ConvNet with the MSE loss on the learned labels, 300 epochs) on the digits data
-set. jaxdd, 2 CPU cores, 1000 steps: 92.53 ± 1.00 % vs 87.97 ± 0.50 % for a random real
-subset (5 seeds; benchmarks/results/runs/kip_digits_ipc10_1000steps.json).
+jaxdd, 2 CPU cores (AMD EPYC), that command (1000 steps): 92.53 ± 1.00 % vs 87.97 ± 0.50 %
+for a random real subset (5 seeds). configs/kip_mnist.py's settings on digits.
+Paper: none (KIP's MNIST numbers are kernel evaluations).
+Results and experiment log: docs/results/kernel.md
 """
 
-from jaxdd.config_utils import sibling_on_digits
+from jaxdd.config_utils import parse_arg
+from jaxdd.recipes import kernel
 
 
 def get_config(arg=None):
-  return sibling_on_digits(__file__, 'kip_mnist.py', arg)
+  arg = parse_arg(arg, ipc=10, steps=1000, runlocal=False)
+  return kernel.kip_cpu_config('digits', arg.ipc, arg.steps, arg.runlocal)

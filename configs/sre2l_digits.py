@@ -1,27 +1,19 @@
-r"""SRe2L (METHODS.md §1 SRe2L) on scikit-learn's 8x8 digits,
-sized for 2 CPU cores. IPC by argument.
+r"""SRe2L (docs/methods.md §1 SRe2L) on scikit-learn's 8x8 digits, sized for 2 CPU cores.
+IPC by argument.
 
     python -m jaxdd.launch --config=configs/sre2l_digits.py:10
 
-jaxdd (IPC 10; README results table, 2 cores of an AMD EPYC): 96.48 ± 0.77 % vs
-the random subset under the same relabel 97.58 ± 0.21 % (teacher 97.53 %): the relabel
-protocol saturates on digits (with the unscaled roll jitter of 4 px,
-``--config.recover.jitter=4``: 95.38 ± 0.72 %).
-
-The squeeze -> recover -> relabel pipeline (jaxdd/sre.py) with
-configs/sre2l_cifar10.py's method settings, shortened (``sre.small_config``): teachers
-ConvNet-3 (width 64, batch norm) trained 30 epochs (SGD 0.1, cosine, crop padding 1, no
-flip); 300 recover iterations per batch of one image per class (the authors' 1000 /
-75 for EDC), roll jitter 1 px (the authors' 4 on 32x32), no flips, RRC area ≥ 0.5 on
-8x8 images; relabel 300 epochs, batch 50,
-ConvNet-3 students, 5 seeds, final-epoch accuracy; the random real subset is scored
-with the same relabel protocol.
+jaxdd, 2 CPU cores (AMD EPYC), that command: 96.48 ± 0.77 % vs the random subset under the
+same relabel 97.58 ± 0.21 % (teacher 97.53 %): the relabel protocol saturates on digits.
+Paper: no digits setting (CIFAR-10 ResNet-18: 27.2 %).
+Results and experiment log: docs/results/sre.md
 """
 
 from jaxdd.config_utils import parse_arg
-from jaxdd.sre.pipeline import small_config
+from jaxdd.recipes import sre
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, ipc=10, iterations=300, epochs=300, runlocal=False)
-  return small_config('sre2l', 'digits', arg.ipc, arg.runlocal, arg.iterations, arg.epochs)
+  return sre.small_config('sre2l', 'digits', arg.ipc, arg.runlocal, arg.iterations,
+                          arg.epochs)

@@ -1,6 +1,6 @@
 """Gradient clipping relative to a running average of past gradient norms (RaT-BPTT).
 
-RaT-BPTT's outer loop (METHODS.md §1 "RaT-BPTT"; reference code
+RaT-BPTT's outer loop (docs/methods.md §1 "RaT-BPTT"; reference code
 `fengyzpku/Simple_Dataset_Distillation:framework/base.py train`, ``Distill.ema_update``
 in ``framework/distill_higher.py``; PoDD copies it in `AsafShul/PoDD:src/PoDD.py`) clips
 the meta-gradient of the synthetic images to twice an exponential moving average of the
@@ -53,7 +53,7 @@ def clip_by_running_norm(factor: float = 2.0, decay: float = 0.9,
                          eps: float = TORCH_CLIP_EPS) -> optax.GradientTransformation:
   """Clips the updates' global norm to ``factor`` × an EMA of the gradient norms.
 
-  Implements the module doc's recursion (RaT-BPTT's outer-loop clipping, METHODS.md §1):
+  Implements the module doc's recursion (RaT-BPTT's outer-loop clipping, docs/methods.md §1):
   ``a_1 = n_1``, ``a_t = decay·a_{t−1} + (1−decay)·n_t``, then the whole update pytree
   is multiplied by ``min(1, factor·a_t / (n_t + eps))``. The EMA sees the unclipped
   norm and includes the current step, as in the authors' code. Jit-able; the state is

@@ -49,6 +49,20 @@ def check_fields(cfg: NamedTuple, checks: Checks, prefix: str) -> None:
       raise ConfigError(f'{prefix}.{name} must be {accepted}, got {value!r}')
 
 
+def section_values(section: Mapping | None, cls: type[NamedTuple], prefix: str, *,
+                   shared: Iterable[str] = ()) -> dict:
+  """The section's values as plain Python, refusing a field ``cls`` does not declare
+  (``shared`` fields are accepted and kept); for readers that complete the values
+  (e.g. with the data's statistics) before building ``cls``."""
+  values = plain(section) if section is not None else {}
+  shared = set(shared)
+  unknown = sorted(set(values) - set(cls._fields) - shared)
+  if unknown:
+    raise ConfigError(f'{prefix} has unknown field(s) {", ".join(unknown)}; accepted: '
+                      f'{", ".join(sorted(set(cls._fields) | shared))}')
+  return values
+
+
 def read_section(section: Mapping | None, cls: type[T], prefix: str, checks: Checks = {},
                  *, shared: Iterable[str] = ()) -> T:
   """``cls`` with the section's values over its defaults, checked.
@@ -64,12 +78,7 @@ def read_section(section: Mapping | None, cls: type[T], prefix: str, checks: Che
   Raises:
     ConfigError: an unknown field, or a value ``checks`` refuses.
   """
-  values = plain(section) if section is not None else {}
-  shared = set(shared)
-  unknown = sorted(set(values) - set(cls._fields) - shared)
-  if unknown:
-    raise ConfigError(f'{prefix} has unknown field(s) {", ".join(unknown)}; accepted: '
-                      f'{", ".join(sorted(set(cls._fields) | shared))}')
+  values = section_values(section, cls, prefix, shared=shared)
   cfg = cls(**{k: v for k, v in values.items() if k in cls._fields})
   check_fields(cfg, checks, prefix)
   return cfg

@@ -1,4 +1,4 @@
-"""The generic distillation loop (DESIGN.md): one jitted step, checkpoints, outputs.
+"""The generic distillation loop (docs/design.md): one jitted step, checkpoints, outputs.
 
     step(state, key) = sample a class-balanced real batch on device -> decode the
                        synthetic set -> value_and_grad of the objective -> optax update
@@ -6,8 +6,8 @@
 Nothing in here knows a method: the parameterization and the objective are looked up
 by name in ``jaxdd.registry``; their schedules are functions of ``step`` inside them.
 
-Sections, top to bottom: optimizers · the step · config checks · the run (mesh, data,
-state, resume, loop, non-finite guard) · outputs (npz, png, evaluation, results).
+Sections, top to bottom: optimizers · the step · config checks · model selection · the
+run (setup, resume, loop, non-finite guard, results) · outputs (npz, png, evaluation).
 """
 
 import json
@@ -30,6 +30,8 @@ from jaxdd import host_memory
 from jaxdd import models as models_lib
 from jaxdd import registry
 from jaxdd import sharding as sharding_lib
+from jaxdd.config_fields import (boolean, non_negative_int, one_of, positive_int,
+                                 positive_num, read_section)
 from jaxdd.pretrain import real_filter
 from jaxdd.errors import ConfigError, is_int, is_num
 from jaxdd.interfaces import RealBatch
@@ -47,38 +49,57 @@ class NonFiniteLossError(RuntimeError):
 # ----------------------------------------------------------------------------------
 
 
-# A progress line at least this often, whatever ``log_every`` says: slow steps (DC's
-# 50 inner epochs, MTT's long unrolls) must not leave a long run silent.
-PROGRESS_SECONDS = 60.0
+class OptimizerConfig(NamedTuple):
+  """``config.optim.{images, labels, extras}``: one optax optimizer.
 
-
-def make_optimizer(cfg, field: str) -> optax.GradientTransformation:
-  """One optax optimizer from ``{name, lr, momentum | b1, b2}``.
-
-  Options: ``cosine_decay_steps`` (with ``cosine_alpha``) decays the lr on a cosine;
-  ``clip_running_norm`` (with ``clip_factor``, ``clip_decay``) clips the
-  gradient to a multiple of a running average of its norm (jaxdd.clipping; RaT-BPTT);
-  ``nonnegative`` clamps the parameters >= 0 after every update (learned labels).
+  Attributes:
+    name: 'sgd', 'adam' or 'lamb'.
+    lr: the learning rate, > 0; no default (every config gives its own).
+    momentum: SGD's; 0 = none.
+    b1, b2: Adam's and LAMB's.
+    cosine_decay_steps, cosine_alpha: > 0 decays the lr on a cosine over that many
+      steps to cosine_alpha x lr (FRePo); 0 = a constant lr.
+    clip_running_norm, clip_factor, clip_decay: clip the gradient to clip_factor x an
+      EMA (decay clip_decay) of its norm (jaxdd.clipping; RaT-BPTT).
+    nonnegative: clamp the parameters >= 0 after every update (learned labels).
   """
-  name = cfg.get('name', 'sgd')
-  lr = cfg.get('lr', None)
-  if name not in OPTIMIZERS:
-    raise ConfigError(f'{field}.name must be one of {", ".join(OPTIMIZERS)}, got {name!r}')
-  if lr is None or not lr > 0:
-    raise ConfigError(f'{field}.lr must be > 0, got {lr}')
-  decay_steps = cfg.get('cosine_decay_steps', 0)
-  if decay_steps:   # FRePo: cosine decay to cosine_alpha x lr
-    lr = optax.cosine_decay_schedule(lr, decay_steps, alpha=cfg.get('cosine_alpha', 0.0))
-  if name == 'sgd':
-    tx = optax.sgd(lr, momentum=cfg.get('momentum', 0.0) or None)
-  elif name == 'adam':
-    tx = optax.adam(lr, b1=cfg.get('b1', 0.9), b2=cfg.get('b2', 0.999))
+  name: str = 'sgd'
+  lr: float | None = None
+  momentum: float = 0.0
+  b1: float = 0.9
+  b2: float = 0.999
+  cosine_decay_steps: int = 0
+  cosine_alpha: float = 0.0
+  clip_running_norm: bool = False
+  clip_factor: float = 2.0
+  clip_decay: float = 0.9
+  nonnegative: bool = False
+
+
+OPTIMIZER_CHECKS = {'name': one_of(OPTIMIZERS), 'lr': positive_num(),
+                    'cosine_decay_steps': non_negative_int(),
+                    'clip_running_norm': boolean(), 'nonnegative': boolean()}
+
+
+def make_optimizer(section, field: str) -> optax.GradientTransformation:
+  """One optax optimizer from the section ``field`` (``OptimizerConfig``).
+
+  Raises:
+    ConfigError: an unknown field or a value out of range, naming ``field.<name>``.
+  """
+  cfg = read_section(section, OptimizerConfig, field, OPTIMIZER_CHECKS)
+  lr = cfg.lr
+  if cfg.cosine_decay_steps:   # FRePo: cosine decay to cosine_alpha x lr
+    lr = optax.cosine_decay_schedule(lr, cfg.cosine_decay_steps, alpha=cfg.cosine_alpha)
+  if cfg.name == 'sgd':
+    tx = optax.sgd(lr, momentum=cfg.momentum or None)
+  elif cfg.name == 'adam':
+    tx = optax.adam(lr, b1=cfg.b1, b2=cfg.b2)
   else:
-    tx = optax.lamb(lr, b1=cfg.get('b1', 0.9), b2=cfg.get('b2', 0.999))
-  if cfg.get('clip_running_norm', False):   # RaT-BPTT: clip to 2x an EMA of the norm
-    tx = optax.chain(clipping.clip_by_running_norm(cfg.get('clip_factor', 2.0),
-                                                   cfg.get('clip_decay', 0.9)), tx)
-  if cfg.get('nonnegative', False):         # RaT-BPTT's labels: clamped >= 0 after a step
+    tx = optax.lamb(lr, b1=cfg.b1, b2=cfg.b2)
+  if cfg.clip_running_norm:   # RaT-BPTT: clip to 2x an EMA of the norm
+    tx = optax.chain(clipping.clip_by_running_norm(cfg.clip_factor, cfg.clip_decay), tx)
+  if cfg.nonnegative:         # RaT-BPTT's labels: clamped >= 0 after a step
     tx = optax.chain(tx, optax.keep_params_nonnegative())
   return tx
 
@@ -134,8 +155,8 @@ def make_step(param, objective, ctx, tx, batch_real: int, mesh):
     # The objective's own state moves on with the updated (constant) synthetic set.
     new_syn = jax.lax.stop_gradient(
         param.decode(params['syn'])._replace(extras=params['extras']))
-    obj_state = objective.update_state(state['objective'], new_syn, real, state_key, ctx,
-                                       state['step'])
+    obj_state = objective.update_state(new_syn, real, state_key, ctx, state['step'],
+                                       state['objective'])
     metrics = {'loss': value, **aux, 'grad_norm': optax.tree.norm(grads)}
     new_state = {'params': params, 'opt_state': opt_state, 'objective': obj_state,
                  'step': state['step'] + 1}
@@ -176,14 +197,7 @@ def check_config(config) -> None:
     if name not in models_lib.MODEL_NAMES:
       raise ConfigError(f'{field} must be one of {", ".join(models_lib.MODEL_NAMES)}, '
                         f'got {name!r}')
-  select = select_settings(config)
-  if not is_int(select['every']) or select['every'] < 0:
-    raise ConfigError(f'select.every must be 0 (off) or a positive integer, '
-                      f'got {select["every"]!r}')
-  for field in ('seeds', 'samples'):
-    if not is_int(select[field]) or select[field] <= 0:
-      raise ConfigError(f'select.{field} must be a positive integer, '
-                        f'got {select[field]!r}')
+  parse_model_selection(config)
   real_filter.settings(config)
   make_tx(config)
   eval_lib.check_eval_config(eval_config(config))
@@ -204,31 +218,54 @@ def protocol_for(config, syn) -> eval_lib.EvalConfig:
   return cfg
 
 
-# ``config.select`` (config_utils.base_config); a config without it selects nothing.
-SELECT_DEFAULTS = {'every': 0, 'seeds': 1, 'samples': 10000}
+# ----------------------------------------------------------------------------------
+# Model selection: the output is the set of the step with the best training accuracy.
+# ----------------------------------------------------------------------------------
 
 
-def select_settings(config) -> dict:
-  """``config.select`` with SELECT_DEFAULTS for the fields it leaves out."""
-  select = config.get('select', None)
-  return {**SELECT_DEFAULTS, **(select.to_dict() if select is not None else {})}
+class ModelSelectionConfig(NamedTuple):
+  """``config.select``: model selection by training-set accuracy (PoDD, docs/methods.md §2).
+
+  Every ``every`` steps, and at the last, ``seeds`` networks train on the current set
+  by the evaluation protocol and are scored on ``samples`` training images (a fixed
+  random subset, or all of them); the best set is the output. ``every=0`` (the
+  default; also a config without ``select``): off, the output is the last step's set.
+  """
+  every: int = 0
+  seeds: int = 1
+  samples: int = 10000
 
 
-def make_selector(config, ds, param):
+MODEL_SELECTION_CHECKS = {
+    'every': (non_negative_int()[0], '0 (off) or a positive integer'),
+    'seeds': positive_int(), 'samples': positive_int()}
+
+
+def parse_model_selection(config) -> ModelSelectionConfig:
+  """``ModelSelectionConfig`` from ``config.select``, checked.
+
+  Raises:
+    ConfigError: an unknown field or a value out of range, naming ``select.<field>``.
+  """
+  section = config.select if 'select' in config else None
+  return read_section(section, ModelSelectionConfig, 'select', MODEL_SELECTION_CHECKS)
+
+
+def make_model_selection_score(config, ds, param):
   """``score(params) -> float`` for model selection, or None when ``select.every`` is 0.
 
-  PoDD selects its poster by training-set accuracy (METHODS.md §2 PoDD): the score is
+  PoDD selects its poster by training-set accuracy (docs/methods.md §2 PoDD): the score is
   the mean accuracy of ``select.seeds`` networks trained on the decoded set by the
   evaluation protocol, on ``select.samples`` training images (a fixed random subset, or
   all of them). The test split is never looked at. A learned lr (trajectory matching)
   is static in the protocol, so each selection then compiles the protocol again.
   """
-  select = select_settings(config)
-  if not select['every']:
+  select = parse_model_selection(config)
+  if not select.every:
     return None
   n = len(ds.y_train)
   order = np.random.default_rng(config.seed + 2).permutation(n)
-  keep = np.sort(order[:select['samples']])
+  keep = np.sort(order[:select.samples])
   x_sel, y_sel = ds.x_train[keep], ds.y_train[keep]
   model = models_lib.get_model(config.eval.model, ds.num_classes,
                                image_shape=tuple(ds.x_train.shape[1:]))
@@ -237,12 +274,18 @@ def make_selector(config, ds, param):
   def score(params) -> float:
     syn = param.decode(params['syn'])._replace(extras=params['extras'])
     res = eval_lib.evaluate_synset(key, model, syn.images, syn.labels, x_sel, y_sel,
-                                   num_seeds=select['seeds'],
+                                   num_seeds=select.seeds,
                                    cfg=protocol_for(config, syn),
                                    num_classes=ds.num_classes)
     return res['accuracy_mean']
 
   return score
+
+
+def _selected_copy(params, accuracy, step) -> dict:
+  """The selected set so far: a copy (the step donates its state), its score and step."""
+  return {'params': jax.tree_util.tree_map(jnp.copy, params),
+          'accuracy': jnp.float32(accuracy), 'step': jnp.int32(step)}
 
 
 def _bundle(state, selected):
@@ -338,119 +381,158 @@ def setup(config) -> Setup:
   return Setup(ds, param, objective, ctx, state, step_fn, base_key, x_train, index, mesh)
 
 
-def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
-  """Runs (or resumes) one distillation described by ``config``; writes ``workdir``.
+# ----------------------------------------------------------------------------------
+# Resume: the latest checkpoint of the workdir, if any.
+# ----------------------------------------------------------------------------------
 
-  Returns the results dict also written to ``workdir/results.json``.
-  """
-  t_start = time.time()
-  run = setup(config)
-  ds, param, state, step_fn = run.ds, run.param, run.state, run.step_fn
-  base_key, x_train, index = run.base_key, run.x_train, run.index
-  replicated = NamedSharding(run.mesh, P())
-  os.makedirs(workdir, exist_ok=True)
-  is_main = jax.process_index() == 0
 
-  # ---- Checkpoints: resume from the latest one if the workdir has any.
-  ckpt = ocp.CheckpointManager(
+def checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
+  """The run's checkpoints, ``workdir/checkpoints``: the last two kept, synchronous."""
+  return ocp.CheckpointManager(
       os.path.abspath(os.path.join(workdir, 'checkpoints')),
       options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                            enable_async_checkpointing=False))
-  metrics_path = os.path.join(workdir, 'metrics.jsonl')
-  # ---- Model selection: the best set so far (a copy: the step donates its state).
-  selector = make_selector(config, ds, param)
-  select_every = select_settings(config)['every'] if selector is not None else 0
-  selected = None
-  if selector is not None:
-    selected = {'params': jax.tree_util.tree_map(jnp.copy, state['params']),
-                'accuracy': jnp.float32(-1.0), 'step': jnp.int32(0)}
-  if ckpt.latest_step() is not None:
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct,
-                                      _bundle(state, selected))
-    restored = ckpt.restore(ckpt.latest_step(), args=ocp.args.StandardRestore(abstract))
-    restored = jax.device_put(restored, replicated)
-    if selected is not None:
-      selected = restored.pop('selected')
-    state = restored
-    if is_main:
-      _truncate_metrics(metrics_path, int(state['step']))
-      print(f'resumed from checkpoint at step {int(state["step"])}', flush=True)
 
-  # ---- Loop.
-  steps = config.steps
-  first = int(state['step'])
-  t_loop = time.time()   # distill_seconds counts the compilation
-  if first < steps:
-    # Compiled ahead of the loop, so the heap the compiler freed can go back to the OS
-    # before the step's own buffers are allocated (host_memory: for MTT on MNIST this
-    # is the difference between +1.6 and +1.2 GB of peak resident memory).
-    step_fn = step_fn.lower(state, base_key, x_train, index).compile()
-    host_memory.release_free_memory()
-    if is_main:
-      print(f'compiled the distillation step in {time.time() - t_loop:.1f} s',
-            flush=True)
-  t_last = t_print = time.time()
-  s_last = first
+
+def resume(ckpt, state, selected, mesh, metrics_path: str):
+  """(state, selected) of the latest checkpoint, or as given when there is none.
+
+  The metric lines of the steps after the checkpoint are dropped: they will be redone.
+  """
+  if ckpt.latest_step() is None:
+    return state, selected
+  abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct,
+                                    _bundle(state, selected))
+  restored = ckpt.restore(ckpt.latest_step(), args=ocp.args.StandardRestore(abstract))
+  restored = jax.device_put(restored, NamedSharding(mesh, P()))
+  if selected is not None:
+    selected = restored.pop('selected')
+  state = restored
+  if jax.process_index() == 0:
+    _truncate_metrics(metrics_path, int(state['step']))
+    print(f'resumed from checkpoint at step {int(state["step"])}', flush=True)
+  return state, selected
+
+
+# ----------------------------------------------------------------------------------
+# The loop.
+# ----------------------------------------------------------------------------------
+
+# A progress line at least this often, whatever ``log_every`` says: slow steps (DC's
+# 50 inner epochs, MTT's long unrolls) must not leave a long run silent.
+PROGRESS_SECONDS = 60.0
+
+
+class Progress:
+  """The loop's progress lines (main process only).
+
+  The first step reports its time (it includes warm-up) and starts the clock; later
+  steps print every ``log_every`` steps, at the last, and at least every
+  ``PROGRESS_SECONDS``, with the rate and the ETA.
+  """
+
+  def __init__(self, steps: int, log_every: int, first: int):
+    self.steps, self.log_every, self.first = steps, log_every, first
+    self.t_last = self.t_print = time.time()
+    self.s_last = first
+
+  def report(self, s: int, metrics: dict, mlog) -> None:
+    """After step index ``s`` (``s + 1`` steps done) with its ``metrics``."""
+    done, steps = s + 1, self.steps
+    now = time.time()
+    if s == self.first:   # the first step includes warm-up: report it, start the clock
+      print(f'step {done}/{steps}  loss {metrics["loss"]:.4g}  '
+            f'(first step {now - self.t_last:.1f} s)', flush=True)
+      self.t_last, self.s_last, self.t_print = now, done, now
+    elif (done % self.log_every == 0 or done == steps
+          or now - self.t_print >= PROGRESS_SECONDS):
+      mlog.flush()
+      self.t_print = now
+      rate = (done - self.s_last) / max(now - self.t_last, 1e-9)
+      terms = '  '.join(f'{k} {v:.4g}' for k, v in metrics.items())
+      print(f'step {done}/{steps}  {terms}  {rate:.2f} steps/s  '
+            f'ETA {_format_seconds((steps - done) / max(rate, 1e-9))}', flush=True)
+
+
+def compile_ahead(run: Setup, state, t_loop: float):
+  """The step compiled before the loop, so the heap the compiler freed can go back to
+  the OS before the step's own buffers are allocated (host_memory: for MTT on MNIST
+  this is the difference between +1.6 and +1.2 GB of peak resident memory)."""
+  step_fn = run.step_fn.lower(state, run.base_key, run.x_train, run.index).compile()
+  host_memory.release_free_memory()
+  if jax.process_index() == 0:
+    print(f'compiled the distillation step in {time.time() - t_loop:.1f} s',
+          flush=True)
+  return step_fn
+
+
+def check_finite(metrics: dict, done: int, ckpt, workdir: str) -> None:
+  """Raises NonFiniteLossError naming the step, the term and the last checkpoint."""
+  bad = _first_non_finite(metrics)
+  if bad is None:
+    return
+  last = ckpt.latest_step()
+  kept = (f'the last good checkpoint is step {last} in {workdir}/checkpoints'
+          if last is not None else 'no checkpoint had been saved yet')
+  raise NonFiniteLossError(
+      f'non-finite {bad} ({metrics[bad]}) at step {done}; stopped, {kept}')
+
+
+def distill_loop(config, run: Setup, state, selected, score, ckpt, workdir: str,
+                 metrics_path: str, t_loop: float):
+  """Steps from the state's step to ``config.steps``: metrics, model selection,
+  checkpoints and progress lines. Returns (state, selected)."""
+  steps, first = config.steps, int(state['step'])
+  is_main = jax.process_index() == 0
+  select_every = parse_model_selection(config).every if score is not None else 0
+  step_fn = compile_ahead(run, state, t_loop) if first < steps else run.step_fn
+  progress = Progress(steps, config.log_every, first)
   with open(metrics_path, 'a') if is_main else open(os.devnull, 'w') as mlog:
     for s in range(first, steps):
-      state, metrics = step_fn(state, base_key, x_train, index)
+      state, metrics = step_fn(state, run.base_key, run.x_train, run.index)
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       done = s + 1
-      bad = _first_non_finite(metrics)
-      if bad is not None:
-        last = ckpt.latest_step()
-        kept = (f'the last good checkpoint is step {last} in {workdir}/checkpoints'
-                if last is not None else 'no checkpoint had been saved yet')
-        raise NonFiniteLossError(
-            f'non-finite {bad} ({metrics[bad]}) at step {done}; stopped, {kept}')
+      check_finite(metrics, done, ckpt, workdir)
       if select_every and (done % select_every == 0 or done == steps):
-        metrics['selection_accuracy'] = accuracy = selector(state['params'])
+        metrics['selection_accuracy'] = accuracy = score(state['params'])
         if accuracy > float(selected['accuracy']):
-          selected = {'params': jax.tree_util.tree_map(jnp.copy, state['params']),
-                      'accuracy': jnp.float32(accuracy), 'step': jnp.int32(done)}
+          selected = _selected_copy(state['params'], accuracy, done)
       mlog.write(json.dumps({'step': done, **metrics}) + '\n')
       if done % config.checkpoint_every == 0 or done == steps:
         mlog.flush()
         ckpt.save(done, args=ocp.args.StandardSave(_bundle(state, selected)))
-      if not is_main:
-        continue
-      now = time.time()
-      if s == first:   # the first step includes warm-up: report it, start the clock
-        print(f'step {done}/{steps}  loss {metrics["loss"]:.4g}  '
-              f'(first step {now - t_last:.1f} s)', flush=True)
-        t_last, s_last, t_print = now, done, now
-      elif (done % config.log_every == 0 or done == steps
-            or now - t_print >= PROGRESS_SECONDS):
-        mlog.flush()
-        t_print = now
-        rate = (done - s_last) / max(now - t_last, 1e-9)
-        terms = '  '.join(f'{k} {v:.4g}' for k, v in metrics.items())
-        print(f'step {done}/{steps}  {terms}  {rate:.2f} steps/s  '
-              f'ETA {_format_seconds((steps - done) / max(rate, 1e-9))}', flush=True)
-  ckpt.wait_until_finished()
-  ckpt.close()
-  distill_seconds = time.time() - t_loop
+      if is_main:
+        progress.report(s, metrics, mlog)
+  return state, selected
 
-  # ---- Outputs: the last step's set, or the selected one.
-  params = state['params'] if selected is None else selected['params']
-  syn = param.decode(params['syn'])._replace(extras=params['extras'])
-  budget = param.budget(params['syn'])
+
+# ----------------------------------------------------------------------------------
+# Results: the last step's set, or the selected one, exported and evaluated.
+# ----------------------------------------------------------------------------------
+
+
+def finish(config, workdir: str, run: Setup, params, selected, distill_seconds: float,
+           t_start: float, evaluate: bool) -> dict:
+  """Exports and evaluates the set of ``params``; writes and returns the results."""
+  is_main = jax.process_index() == 0
+  syn = run.param.decode(params['syn'])._replace(extras=params['extras'])
+  budget = run.param.budget(params['syn'])
   results = {'data': config.data, 'ipc': config.ipc, 'budget_floats': int(budget.floats),
              'budget_ipc': float(budget.ipc), 'budget_detail': budget.detail,
-             'steps': steps, 'objective': config.objective.name,
+             'steps': config.steps, 'objective': config.objective.name,
              'parameterization': config.parameterization.name,
              'distill_seconds': round(distill_seconds, 2)}
   if selected is not None:
     results.update(selected_step=int(selected['step']),
                    selection_accuracy=float(selected['accuracy']),
-                   select=select_settings(config))
+                   select=parse_model_selection(config)._asdict())
     if is_main:
       print(f'selected the set of step {int(selected["step"])} (training-set accuracy '
             f'{100 * float(selected["accuracy"]):.2f} %)', flush=True)
   if is_main:
-    export_distilled(workdir, config, ds, syn, params, results)
+    export_distilled(workdir, config, run.ds, syn, params, results)
   if evaluate:
-    results.update(evaluate_distilled(config, ds, syn))
+    results.update(evaluate_distilled(config, run.ds, syn))
   results['seconds'] = round(time.time() - t_start, 2)
   if is_main:
     write_json(os.path.join(workdir, 'results.json'), results)
@@ -461,6 +543,31 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
             f'{100 * results["random_baseline_std"]:.2f} %   ({config.eval.seeds} seeds, '
             f'IPC {config.ipc})', flush=True)
   return results
+
+
+def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
+  """Runs (or resumes) one distillation described by ``config``; writes ``workdir``.
+
+  Returns the results dict also written to ``workdir/results.json``.
+  """
+  t_start = time.time()
+  run = setup(config)
+  os.makedirs(workdir, exist_ok=True)
+  ckpt = checkpoint_manager(workdir)
+  metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  # Model selection: the best set so far, starting from the initial one.
+  score = make_model_selection_score(config, run.ds, run.param)
+  selected = None if score is None else _selected_copy(run.state['params'], -1.0, 0)
+  state, selected = resume(ckpt, run.state, selected, run.mesh, metrics_path)
+  t_loop = time.time()   # distill_seconds counts the compilation
+  state, selected = distill_loop(config, run, state, selected, score, ckpt, workdir,
+                                 metrics_path, t_loop)
+  ckpt.wait_until_finished()
+  ckpt.close()
+  distill_seconds = time.time() - t_loop
+  params = state['params'] if selected is None else selected['params']
+  return finish(config, workdir, run, params, selected, distill_seconds, t_start,
+                evaluate)
 
 
 # ----------------------------------------------------------------------------------

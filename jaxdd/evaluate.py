@@ -1,11 +1,13 @@
 """The evaluation protocol: train fresh networks on a (distilled) set, score on real test data.
 
-This is the DC/DSA/DM/MTT protocol (`DCrepo:utils.py evaluate_synset`, METHODS.md §0):
+This is the DC/DSA/DM/MTT protocol (`DCrepo:utils.py evaluate_synset`, docs/methods.md §0):
 SGD with momentum 0.9 and weight decay 5e-4, batch 256, the learning rate multiplied by
 0.1 half-way through, DSA augmentation per sample, test accuracy on the real test split,
 mean ± std over seeds. What makes it fast is that all seeds train in **one compiled
 program**: a ``lax.scan`` over steps, vmapped over seeds on accelerators and looped
-over them (``lax.map``) on the CPU (``over_seeds``), compiled once.
+over them (``lax.map``) on the CPU (``train.members.over_members``), compiled once.
+The step, the batches, the optimizer and the losses are ``jaxdd.train``'s; this module
+is the protocol: its settings, the DSA of every batch and the test accuracy.
 
 Differences from the reference, on purpose:
   * DCrepo trains ``E + 1`` epochs and decays after epoch ``E // 2 + 1``; here the run
@@ -32,7 +34,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import app
 from absl import flags
 
@@ -40,13 +41,15 @@ from jaxdd.augment import dsa as dsa_lib
 from jaxdd import data as data_lib
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, DataError
+from jaxdd.train import batches, members, optim
+from jaxdd.train import losses as losses_lib
+from jaxdd.train import step as step_lib
 
-LOSSES = ('ce', 'soft_ce', 'mse')
 OPTIMIZERS = ('sgd', 'adam')
 
 
 class EvalConfig(NamedTuple):
-  """Settings of the evaluation protocol (defaults: DC/DM with DSA, METHODS.md §0).
+  """Settings of the evaluation protocol (defaults: DC/DM with DSA, docs/methods.md §0).
 
   Attributes:
     epochs: passes over the synthetic set (DCrepo: 300 without DSA, 1000 with).
@@ -91,89 +94,48 @@ def check_eval_config(cfg: EvalConfig) -> None:
   if not 0 < cfg.lr_decay_epoch_frac <= 1:
     raise ConfigError(f'eval.lr_decay_epoch_frac must be in (0, 1] (1 = no decay), '
                       f'got {cfg.lr_decay_epoch_frac}')
-  if cfg.loss not in LOSSES:
-    raise ConfigError(f'eval.loss must be one of {", ".join(LOSSES)}, got {cfg.loss!r}')
+  if cfg.loss not in losses_lib.LABEL_LOSSES:
+    raise ConfigError(f'eval.loss must be one of {", ".join(losses_lib.LABEL_LOSSES)}, '
+                      f'got {cfg.loss!r}')
   if cfg.dsa:
     dsa_lib.parse_strategy(cfg.dsa_strategy)
-
-
-def as_targets(labels, num_classes: int) -> jnp.ndarray:
-  """Class ids [N] become one-hot [N, K]; soft labels [N, K] pass through as float32."""
-  labels = jnp.asarray(labels)
-  if labels.ndim == 1:
-    return jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
-  return labels.astype(jnp.float32)
-
-
-def label_loss(logits, targets, kind: str) -> jnp.ndarray:
-  """Mean loss of a batch; ``targets`` is [N, K] (see ``EvalConfig.loss``)."""
-  if kind == 'ce':
-    return -jnp.mean(jnp.sum(targets * jax.nn.log_softmax(logits), axis=-1))
-  if kind == 'soft_ce':
-    probs = jax.nn.softmax(targets)
-    return -jnp.mean(jnp.sum(probs * jax.nn.log_softmax(logits), axis=-1))
-  if kind == 'mse':
-    return 0.5 * jnp.mean(jnp.sum((logits - targets) ** 2, axis=-1))
-  raise ConfigError(f'eval.loss must be one of {", ".join(LOSSES)}, got {kind!r}')
-
-
-def _optimizer(cfg: EvalConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-  decay_step = int(cfg.epochs * cfg.lr_decay_epoch_frac) * steps_per_epoch
-  schedule = optax.piecewise_constant_schedule(cfg.lr, {decay_step: 0.1})
-  # PyTorch's SGD and Adam add weight_decay * param to the gradient (coupled decay).
-  if cfg.optimizer == 'adam':
-    update = optax.adam(schedule)
-  else:
-    update = optax.sgd(schedule, momentum=cfg.momentum)
-  return optax.chain(optax.add_decayed_weights(cfg.weight_decay), update)
 
 
 def make_train_fn(model, image_shape, num_images: int, cfg: EvalConfig):
   """Builds ``train(key, images, targets, choice_key) -> (variables, losses)``.
 
   The whole training run of one network is one ``lax.scan`` over
-  ``epochs * steps_per_epoch`` steps; ``vmap`` it over ``key`` to train many seeds at
-  once. ``choice_key`` picks the DSA group of each step and is shared by the seeds
-  (unbatched under ``vmap``), so each step computes only the chosen group; the
-  transform parameters, the init and the data order come from ``key``.
+  ``epochs * steps_per_epoch`` steps (``train.step.supervised_step`` on the
+  wrap-around batches of ``train.batches.step_rows``); ``vmap`` it over ``key`` to
+  train many seeds at once. ``key`` is a member key (``train.members``): the init,
+  the data order and, folded with the step, the DSA transform parameters come from
+  its streams. ``choice_key`` picks the DSA group of each step and is shared by the
+  seeds (unbatched under ``vmap``), so each step computes only the chosen group.
   """
-  batch = min(cfg.batch_size, num_images)
-  steps_per_epoch = math.ceil(num_images / batch)
+  batch, steps_per_epoch = batches.epoch_size(num_images, cfg.batch_size)
   total_steps = cfg.epochs * steps_per_epoch
-  tx = _optimizer(cfg, steps_per_epoch)
+  decay_step = int(cfg.epochs * cfg.lr_decay_epoch_frac) * steps_per_epoch
+  tx = optim.optimizer(cfg.optimizer, optim.step_decay(cfg.lr, decay_step),
+                       momentum=cfg.momentum, weight_decay=cfg.weight_decay)
   strategy = cfg.dsa_strategy
 
   def train(key, images, targets, choice_key):
-    init_key, data_key, aug_base = jax.random.split(key, 3)
-    variables = models_lib.init_model(model, init_key, image_shape)
-    params = variables['params']
-    opt_state = tx.init(params)
+    keys = members.streams(key)
+    state = step_lib.init_state(model, tx, keys.init, image_shape)
 
-    def step(carry, step_index):
-      variables, opt_state = carry
-      epoch, within = jnp.divmod(step_index, steps_per_epoch)
-      perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_images)
-      idx = perm[(within * batch + jnp.arange(batch)) % num_images]
+    def step(state, step_index):
+      idx = batches.step_rows(keys.data, step_index, num_images, batch, steps_per_epoch)
       x, y = images[idx], targets[idx]
       if cfg.dsa:
-        aug_key = jax.random.fold_in(aug_base, step_index)
+        aug_key = jax.random.fold_in(keys.aug, step_index)
         x = dsa_lib.dsa(aug_key, x, strategy=strategy, siamese=False,
                         choice_key=jax.random.fold_in(choice_key, step_index))
+      state, loss, _ = step_lib.supervised_step(
+          model, tx, state, x, lambda logits: losses_lib.label_loss(logits, y, cfg.loss))
+      return state, loss
 
-      def loss_fn(params):
-        logits, new_vars = models_lib.apply_model(
-            model, {**variables, 'params': params}, x, train=True)
-        return label_loss(logits, y, cfg.loss), new_vars
-
-      (loss, new_vars), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-          variables['params'])
-      updates, opt_state = tx.update(grads, opt_state, variables['params'])
-      params = optax.apply_updates(variables['params'], updates)
-      return ({**new_vars, 'params': params}, opt_state), loss
-
-    (variables, _), losses = jax.lax.scan(
-        step, (variables, opt_state), jnp.arange(total_steps))
-    return variables, losses
+    state, step_losses = jax.lax.scan(step, state, jnp.arange(total_steps))
+    return state.variables, step_losses
 
   return train
 
@@ -201,25 +163,6 @@ def make_accuracy_fn(model, cfg: EvalConfig):
   return accuracy
 
 
-SEED_LOOPS = ('auto', 'vmap', 'map')
-
-
-def over_seeds(fn, keys, how: str = 'auto'):
-  """``fn(key)`` for every key, stacked: ``vmap`` or a sequential ``lax.map``.
-
-  Both compile once and give the same numbers (tests/test_evaluate.py). 'auto' is
-  'map' on the CPU and 'vmap' elsewhere: one ConvNet-3 training step already keeps
-  both cores of a CPU busy, and five networks side by side multiply the working set,
-  which costs more than it saves (MNIST IPC 10, 5 seeds: 290 ms per network-step
-  vmapped vs 197 ms one at a time on 2 cores); accelerators want the batch.
-  """
-  if how not in SEED_LOOPS:
-    raise ConfigError(f'seed_loop must be one of {", ".join(SEED_LOOPS)}, got {how!r}')
-  if how == 'auto':
-    how = 'map' if jax.default_backend() == 'cpu' else 'vmap'
-  return jax.vmap(fn)(keys) if how == 'vmap' else jax.lax.map(fn, keys)
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _train_and_test(model, image_shape, cfg, seed_loop, keys, images, targets, x_test,
                     y_test):
@@ -228,10 +171,10 @@ def _train_and_test(model, image_shape, cfg, seed_loop, keys, images, targets, x
   accuracy = make_accuracy_fn(model, cfg)
 
   def one_seed(key):
-    variables, losses = train(key, images, targets, choice_key)
-    return accuracy(variables, x_test, y_test), losses[-1]
+    variables, run_losses = train(key, images, targets, choice_key)
+    return accuracy(variables, x_test, y_test), run_losses[-1]
 
-  return over_seeds(one_seed, keys, seed_loop)
+  return members.over_members(one_seed, keys, seed_loop)
 
 
 def evaluate_synset(key, model, images, labels, x_test, y_test, *, num_seeds: int,
@@ -246,7 +189,7 @@ def evaluate_synset(key, model, images, labels, x_test, y_test, *, num_seeds: in
     labels: int [N] class ids, or float [N, K] soft labels (see ``EvalConfig.loss``).
     x_test, y_test: the real test split, [M, H, W, C] and int [M].
     num_seeds: networks trained in one compiled program.
-    seed_loop: how the seeds share it, see ``over_seeds``.
+    seed_loop: how the seeds share it, see ``train.members.over_members``.
     cfg: the protocol's settings.
     num_classes: K; inferred from soft labels or ``max(y_test) + 1`` when omitted.
 
@@ -263,8 +206,8 @@ def evaluate_synset(key, model, images, labels, x_test, y_test, *, num_seeds: in
   labels = np.asarray(labels)
   if num_classes is None:
     num_classes = labels.shape[1] if labels.ndim == 2 else int(np.max(y_test)) + 1
-  targets = as_targets(labels, num_classes)
-  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_seeds))
+  targets = losses_lib.as_targets(labels, num_classes)
+  keys = members.member_keys(key, num_seeds)
   accs, final_loss = _train_and_test(
       model, tuple(images.shape[1:]), cfg, seed_loop, keys, images, targets,
       jnp.asarray(x_test, jnp.float32), jnp.asarray(y_test, jnp.int32))

@@ -1,4 +1,4 @@
-"""neural-tangents on current jax: the one place that knows how to import it (DESIGN.md).
+"""neural-tangents on current jax: the one place that knows how to import it (docs/design.md).
 
 KIP (Nguyen, Chen & Lee, ICLR 2021; Nguyen, Novak, Xiao & Lee, NeurIPS 2021) computes
 the infinite-width NNGP and NTK of a ConvNet or fully connected network with

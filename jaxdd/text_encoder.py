@@ -1,6 +1,6 @@
 """Class-name text embeddings for PoCO from an offline BERT sentence encoder.
 
-PoDD's PoCO (paper §4.2, Algorithm 2; METHODS.md §2 PoDD) places classes on the poster
+PoDD's PoCO (paper §4.2, Algorithm 2; docs/methods.md §2 PoDD) places classes on the poster
 by the cosine distance between embeddings of their *names*. The authors embed each name
 with CLIP ViT-B/32's text tower and use the flattened, padded ``last_hidden_state``.
 This module is the third embedding source of ``jaxdd.parameterizations.poco.poco_order`` (after

@@ -219,7 +219,7 @@ def test_full_bptt_with_sampling_and_dsa_matches_finite_differences():
 
 
 def test_draw_curriculum_bounds_and_redraw_period():
-  cfg = bptt.parse_config(dict(window=2, total_window=6, min_window=1, redraw_every=5))
+  cfg = bptt.parse(dict(window=2, total_window=6, min_window=1, redraw_every=5))
   key = jax.random.key(0)
   draws = np.array([int(bptt.draw_curriculum(key, s, cfg, 5)) for s in range(200)])
   assert draws.min() == 1 and draws.max() == 4          # both ends are reachable
@@ -258,7 +258,7 @@ def test_objective_reports_its_curriculum_and_redraws_per_real_epoch():
     (_, aux), g = step_fn(images, step)
     assert np.isfinite(np.asarray(g)).all()
     assert int(aux['curriculum']) == int(bptt.draw_curriculum(trunc_key, step,
-                                                              bptt.parse_config(
+                                                              bptt.parse(
                                                                   cfg.objective), 5))
   assert len(traces) == 1
 
@@ -273,7 +273,7 @@ def test_adam_needs_eps_root_for_meta_gradients():
   images = images.at[:, 0, 0, 0].set(0.0)
   variables = models.init_model(ctx['model'], jax.random.key(0), SHAPE)
   rx, ry = _real_xy(real)
-  base = bptt.parse_config(cfg.objective)
+  base = bptt.parse(cfg.objective)
 
   def grad_with(eps_root):
     c = base._replace(eps_root=eps_root)

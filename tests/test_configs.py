@@ -1,13 +1,16 @@
-"""Every config's ``runlocal`` runs end to end (on small stand-in data for MNIST/CIFAR).
+"""Every config's ``runlocal`` runs end to end (on small stand-in data for MNIST/CIFAR),
+and every config file stays a short page that links its results.
 
 The quickstart runs through the real launcher command (it needs no data file); the
 MNIST and CIFAR-10 configs get a tiny npz of their image shape through
 ``--config.data``, the same override a user types to run them offline.
 """
 
+import ast
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -54,3 +57,23 @@ def test_config_runlocal_end_to_end(name, tmp_path):
   res = distill.train_and_evaluate(config, str(tmp_path / 'w'))
   assert 0.0 <= res['accuracy_mean'] <= 1.0
   assert (tmp_path / 'w' / 'distilled.png').exists()
+
+
+MAX_CONFIG_LINES = 40   # a command, a result, the paper's number and a recipe call
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_config_is_short_and_links_its_results_page(name):
+  with open(os.path.join(REPO, 'configs', f'{name}.py')) as f:
+    text = f.read()
+  assert len(text.splitlines()) <= MAX_CONFIG_LINES
+  doc = ast.get_docstring(ast.parse(text))
+  assert f'python -m jaxdd.launch --config=configs/{name}.py' in doc
+  pages = re.findall(r'docs/results/[\w-]+\.md', doc)
+  assert pages, 'the docstring names no docs/results page'
+  for page in pages:
+    path = os.path.join(REPO, page)
+    assert os.path.isfile(path), f'{page} does not exist'
+  sections = [open(os.path.join(REPO, p)).read() for p in pages]
+  assert any(f'## configs/{name}.py\n' in s for s in sections), (
+      f'no section for configs/{name}.py in {", ".join(pages)}')

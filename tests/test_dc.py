@@ -278,7 +278,7 @@ def test_update_state_is_reset_or_inner_sgd_epochs(norm):
   model = ctx['model']
   key = jax.random.key(7)
   fresh_key, train_key = jax.random.split(key)
-  update = jax.jit(lambda st, step: obj.update_state(st, syn, real, key, ctx, step))
+  update = jax.jit(lambda st, step: obj.update_state(syn, real, key, ctx, step, st))
   fresh = models.init_model(model, fresh_key, SHAPE)
   slow = _slow_train(model, state['variables'], real, syn.images, syn.labels, train_key,
                      epochs=2, batch=4, lr=0.01, m=3)
@@ -297,7 +297,7 @@ def test_update_state_is_reset_or_inner_sgd_epochs(norm):
 def test_update_state_with_outer_loop_one_always_resets():
   obj, ctx, state, real, syn = _setup(outer_loop=1, inner_loop=1)
   key = jax.random.key(3)
-  got = obj.update_state(state, syn, real, key, ctx, jnp.int32(0))
+  got = obj.update_state(syn, real, key, ctx, jnp.int32(0), state)
   fresh = models.init_model(ctx['model'], jax.random.split(key)[0], SHAPE)
   jax.tree_util.tree_map(np.testing.assert_array_equal, got['variables'], fresh)
 

@@ -69,7 +69,7 @@ def test_class_orderings_sort_each_class_easy_to_hard():
     assert got[c].tolist() == expected
 
 
-# Hand-computed: (dropped-easiest fraction, kept-up-to fraction) of METHODS.md §2 PAD
+# Hand-computed: (dropped-easiest fraction, kept-up-to fraction) of docs/methods.md §2 PAD
 # with IR 0.75, AEE 20, removal after epochs 40 (10 %) and 60 (20 %).
 TABLE = {0: (0, 0.75), 1: (0, 0.7625), 10: (0, 0.875), 19: (0, 0.9875), 20: (0, 1),
          21: (0, 1), 40: (0, 1), 41: (0.1, 1), 60: (0.1, 1), 61: (0.2, 1), 99: (0.2, 1)}

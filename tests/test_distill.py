@@ -297,7 +297,7 @@ def test_model_selection_keeps_the_best_scored_set_and_survives_resume(
     del config, ds
     return lambda params: -abs(float(param.decode(params['syn']).images.mean()) - mean4)
 
-  monkeypatch.setattr(distill, 'make_selector', make_selector)
+  monkeypatch.setattr(distill, 'make_model_selection_score', make_selector)
   config = small(6, **{'select.every': 2})
   res = distill.train_and_evaluate(config, str(tmp_path / 'a'), evaluate=False)
   lines = [json.loads(l) for l in (tmp_path / 'a' / 'metrics.jsonl').read_text().splitlines()]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxdd import evaluate, models
+from jaxdd.train import losses
 from jaxdd.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +29,7 @@ def test_vmapped_seeds_equal_sequential_runs():
   x, y = _tiny_set()
   model = models.get_model('convnet', 3, image_shape=(8, 8, 1), **TINY)
   cfg = evaluate.EvalConfig(epochs=6, batch_size=4, dsa=True)
-  targets = evaluate.as_targets(y, 3)
+  targets = losses.as_targets(y, 3)
   train = evaluate.make_train_fn(model, (8, 8, 1), x.shape[0], cfg)
   keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in (3, 4)])
   keys = jax.vmap(jax.random.wrap_key_data)(keys)
@@ -51,7 +52,7 @@ def test_training_steps_follow_sgd_momentum_weight_decay():
   x = x.reshape(4, 2, 2, 1)
   model = models.get_model('mlp', 2, image_shape=(2, 2, 1))
   cfg = evaluate.EvalConfig(epochs=2, batch_size=4, dsa=False, lr=0.1)
-  targets = evaluate.as_targets(y, 2)
+  targets = losses.as_targets(y, 2)
   train = evaluate.make_train_fn(model, (2, 2, 1), 4, cfg)
   key = jax.random.key(0)
   final, _ = jax.jit(train)(key, jnp.asarray(x), targets, jax.random.key(1))
@@ -83,7 +84,7 @@ def test_adam_evaluation_follows_hand_written_adam():
   model = models.get_model('mlp', 2, image_shape=(2, 2, 1))
   cfg = evaluate.EvalConfig(epochs=3, batch_size=4, dsa=False, lr=1e-2, optimizer='adam',
                             weight_decay=1e-3, lr_decay_epoch_frac=1.0)
-  targets = evaluate.as_targets(y, 2)
+  targets = losses.as_targets(y, 2)
   train = evaluate.make_train_fn(model, (2, 2, 1), 4, cfg)
   key = jax.random.key(0)
   final, _ = jax.jit(train)(key, jnp.asarray(x), targets, jax.random.key(1))
@@ -118,11 +119,11 @@ def test_label_losses_match_numpy():
   soft = rng.normal(size=(5, 4)).astype(np.float32)
   log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   probs = np.exp(soft) / np.exp(soft).sum(-1, keepdims=True)
-  np.testing.assert_allclose(evaluate.label_loss(logits, probs, 'ce'),
+  np.testing.assert_allclose(losses.label_loss(logits, probs, 'ce'),
                              -(probs * log_p).sum(-1).mean(), rtol=1e-5)
-  np.testing.assert_allclose(evaluate.label_loss(logits, soft, 'soft_ce'),
+  np.testing.assert_allclose(losses.label_loss(logits, soft, 'soft_ce'),
                              -(probs * log_p).sum(-1).mean(), rtol=1e-5)
-  np.testing.assert_allclose(evaluate.label_loss(logits, soft, 'mse'),
+  np.testing.assert_allclose(losses.label_loss(logits, soft, 'mse'),
                              0.5 * ((logits - soft) ** 2).sum(-1).mean(), rtol=1e-5)
 
 

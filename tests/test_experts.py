@@ -13,6 +13,7 @@ from jaxdd.augment import dsa as dsa_lib
 from jaxdd.pretrain import expert_store
 from jaxdd.pretrain import experts
 from jaxdd.errors import ConfigError, DataError
+from jaxdd.train import members
 from conftest import prototype_data
 
 SHAPE = (8, 8, 1)
@@ -63,7 +64,7 @@ def test_trajectory_starts_at_the_init_of_the_same_seed(buffer_map):
   t = buffer_map.trajectories
   assert t.dtype == np.float32 and t.shape[1] == CFG.epochs + 1
   for i in range(2):
-    init_key = jax.random.split(experts.expert_key(CFG.seed, i), 3)[0]
+    init_key = jax.random.split(members.member_key(CFG.seed, i), 3)[0]
     params = _init(_model(), init_key)
     flat = _flat(params)
     np.testing.assert_array_equal(t[i, 0], np.asarray(flat))
@@ -104,7 +105,7 @@ def test_epochs_equal_a_slow_sgd_loop_with_a_schedule(monkeypatch):
 
   # The slow reference: same keys (the module's documented derivation), real
   # smaller last batches, plain grad and hand-written SGD.
-  key = experts.expert_key(cfg.seed, 0)
+  key = members.member_key(cfg.seed, 0)
   init_key, data_key, aug_key = jax.random.split(key, 3)
   choice = jax.random.fold_in(jax.random.key(cfg.seed), 1 << 30)
   params = _init(model, init_key)

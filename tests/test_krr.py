@@ -264,7 +264,7 @@ def test_frepo_update_resets_exactly_at_max_age_else_one_adam_step(pool_update):
     state['member'] = jnp.int32(1)
   real, syn = _data(seed=6)
   key = jax.random.key(42)
-  new = jax.jit(lambda st, s, r, k: obj.update_state(st, s, r, k, ctx, 0))(
+  new = jax.jit(lambda st, s, r, k: obj.update_state(s, r, k, ctx, 0, st))(
       state, syn, real, key)
 
   reset_key, next_key = jax.random.split(key)

@@ -15,7 +15,7 @@ from jaxdd.pretrain import difficulty
 from jaxdd.pretrain import real_filter
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import RealBatch, SynData
-from jaxdd.objectives import selection
+from jaxdd.objectives import param_mask
 from jaxdd.objectives.dc import gradient_distance, make_dc
 from jaxdd.objectives.dm import make_dm
 from conftest import load_config
@@ -181,10 +181,10 @@ def test_dc_loss_with_the_depth_mask_matches_per_class_gradients_and_a_slow_loop
 
 def test_selection_config_errors():
   with pytest.raises(ConfigError, match='objective.param_mask must be one of none, depth'):
-    selection.mask_ratio(ml_collections.ConfigDict(dict(name='dm', param_mask='smallest')))
+    param_mask.mask_ratio(ml_collections.ConfigDict(dict(name='dm', param_mask='smallest')))
   with pytest.raises(ConfigError, match=r'objective.mask_ratio must be a number in \[0, 1\)'):
-    selection.mask_ratio(ml_collections.ConfigDict(dict(param_mask='depth', mask_ratio=1)))
-  assert selection.mask_ratio(ml_collections.ConfigDict(dict(mask_ratio=0.5))) is None
+    param_mask.mask_ratio(ml_collections.ConfigDict(dict(param_mask='depth', mask_ratio=1)))
+  assert param_mask.mask_ratio(ml_collections.ConfigDict(dict(mask_ratio=0.5))) is None
 
 
 class _DS:

@@ -9,6 +9,7 @@ fail-fast path against a clock and a guard on every download entry point.
 import json
 import math
 import os
+import re
 import socket
 import time
 
@@ -216,14 +217,20 @@ def test_podd_cub_settings_follow_the_paper():
   assert c.zca == 'krr' and c.steps == 16000
 
 
+def results_section(name: str) -> str:
+  """The section of configs/NAME.py in the docs/results page its docstring names."""
+  with open(os.path.join(REPO, 'configs', f'{name}.py')) as f:
+    page, = re.findall(r'docs/results/\w+\.md', f.read().split('"""')[1])
+  with open(os.path.join(REPO, page)) as f:
+    return f.read().split(f'## configs/{name}.py\n')[1].split('\n## ')[0]
+
+
 @pytest.mark.parametrize('name, numbers, jaxdd_status', [
     ('podd_cifar10', ('59.1', '49.5'), 'jaxdd: not yet measured'),
     ('podd_cub', ('16.2', '14.8'), 'jaxdd: not yet measured'),
     ('podd_mnist', ('79.86', '76.83', '72.05'), 'jaxdd, 2 CPU cores, 1 IPC, 200 steps')])
 def test_docstrings_state_the_command_and_the_papers_numbers(name, numbers, jaxdd_status):
-  with open(os.path.join(REPO, 'configs', f'{name}.py')) as f:
-    text = f.read()
-  doc = text.split('"""')[1]
+  doc = results_section(name)   # the config's experiment log, moved to docs/results
   assert f'python -m jaxdd.launch --config=configs/{name}.py' in doc
   assert jaxdd_status in doc   # what jaxdd measured with it, or that it has not yet
   for number in numbers:

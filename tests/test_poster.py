@@ -69,7 +69,7 @@ def test_the_papers_cifar10_example():
   """CIFAR-10 at 0.9 IPC: 153×60 poster, 5×2 class grid, 16×6 = 96 patches (§5.1, README)."""
   g = poster_geometry(num_classes=10, image_shape=(32, 32, 3), ipc=0.9)
   assert g.poster_hw == (60, 153) and g.grid == (2, 5) and g.patches == (16, 6)
-  # Strides ≈ 8.1 px in x and 5.6 px in y (METHODS.md).
+  # Strides ≈ 8.1 px in x and 5.6 px in y (docs/methods.md).
   assert np.mean(np.diff(g.patch_x)) == pytest.approx(121 / 15)
   assert np.mean(np.diff(g.patch_y)) == pytest.approx(28 / 5)
   # The authors' class tiles (class_area 32×32) and learned-label grid for this run.

@@ -11,6 +11,7 @@ import pytest
 from jaxdd import evaluate, models
 from jaxdd.sre import relabel
 from jaxdd.errors import ConfigError
+from jaxdd.train import losses
 
 SHAPE = (8, 8, 1)
 K = 3
@@ -160,11 +161,11 @@ def test_kl_and_edc_losses_match_numpy():
     ps = np.exp(s / temp) / np.exp(s / temp).sum(1, keepdims=True)
     pt = np.exp(t / temp) / np.exp(t / temp).sum(1, keepdims=True)
     want = np.sum(pt * (np.log(pt) - np.log(ps))) / 5     # batchmean, no T²
-    got = relabel.kl_loss(jnp.asarray(s, jnp.float32), jnp.asarray(t, jnp.float32), temp)
+    got = losses.kl_loss(jnp.asarray(s, jnp.float32), jnp.asarray(t, jnp.float32), temp)
     np.testing.assert_allclose(float(got), want, rtol=1e-5, atol=1e-7)
   p = np.exp(s) / np.exp(s).sum(1, keepdims=True)
   want = np.mean((s - t) ** 2) + 0.025 * np.mean(-np.log(p[np.arange(5), y]))
-  got = relabel.edc_loss(jnp.asarray(s, jnp.float32), jnp.asarray(t, jnp.float32),
+  got = losses.edc_loss(jnp.asarray(s, jnp.float32), jnp.asarray(t, jnp.float32),
                          jnp.asarray(y), 0.025)
   np.testing.assert_allclose(float(got), want, rtol=1e-5)
 

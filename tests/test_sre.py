@@ -1,4 +1,4 @@
-"""Squeeze -> recover -> relabel (jaxdd/sre.py): configs end to end, resume, errors."""
+"""Squeeze -> recover -> relabel (jaxdd/sre/pipeline.py): configs end to end, resume, errors."""
 
 import json
 import os
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jaxdd import data as data_lib
+from jaxdd.recipes import sre as sre_recipes
 from jaxdd.sre import pipeline as sre
 from jaxdd.pretrain import teachers as teachers_lib
 from jaxdd.errors import ConfigError
@@ -38,7 +39,7 @@ def test_the_configs_are_all_here():
 
 
 # End to end: one config per method on digits, and EDC's several CIFAR teachers; the
-# other configs share these builders (jaxdd/sre.py) and are checked field by field below.
+# other configs share these builders (jaxdd/sre/pipeline.py) and are checked field by field below.
 END_TO_END = ('sre2l_digits', 'cfm_digits', 'edc_digits', 'edc_cifar10')
 
 
@@ -76,7 +77,7 @@ def test_the_cpu_sized_cifar10_variant_flips_and_passes_the_checks(name, tmp_pat
 
 def test_small_config_names_the_accepted_data():
   with pytest.raises(ConfigError, match='tfds:cifar10'):
-    sre.small_config('cfm', 'tfds:svhn', 10, runlocal=True)
+    sre_recipes.small_config('cfm', 'tfds:svhn', 10, runlocal=True)
 
 
 @pytest.mark.parametrize('name', END_TO_END)

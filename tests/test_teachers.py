@@ -14,6 +14,7 @@ from jaxdd import models
 from jaxdd.pretrain import teacher_eval, teacher_store
 from jaxdd.pretrain import teachers as tl
 from jaxdd.errors import ConfigError, DataError
+from jaxdd.train import members
 from conftest import prototype_data
 
 SHAPE = (8, 8, 1)
@@ -94,7 +95,7 @@ def test_running_stats_one_step_equal_numpy():
   cfg = CFG._replace(model_kw={'norm': 'batchnorm', 'width': 8, 'depth': 1}, epochs=1,
                      batch_size=n, crop_pad=0, flip=False, num_teachers=1)
   trained = tl.train_teachers(x, y, K, cfg, verbose=False)
-  init_key = jax.random.split(tl.teacher_key(cfg.seed, 0), 3)[0]
+  init_key = jax.random.split(members.member_key(cfg.seed, 0), 3)[0]
   init = models.init_model(trained.model, init_key, SHAPE)
   conv = init['params']['block_0']['conv']
   z = _conv3x3_numpy(x.astype(np.float64), np.asarray(conv['kernel'], np.float64),

@@ -17,8 +17,8 @@ import pytest
 from jaxdd import models
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import SynData
-from jaxdd.objectives import mtt
-from jaxdd.objectives import trajectory as tm
+from jaxdd.objectives import trajectory_loss as tm
+from jaxdd.objectives import trajectory_matching as mtt
 
 SHAPE = (8, 8, 1)
 K = 3
@@ -84,7 +84,7 @@ def _opts(**kw):
   base = dict(syn_steps=3, expert_epochs=2, max_start_epoch=2, min_start_epoch=1,
               dsa=False, checkpoint='none')
   base.update(kw)
-  return tm.mtt_options(base)
+  return tm.parse(base)
 
 
 def _syn(images, labels, lr=0.05):
@@ -413,12 +413,12 @@ def test_bad_config_values_raise(field, value):
 
 def test_bad_sequential_generation_and_buffer_raise():
   with pytest.raises(ConfigError, match='objective.max_start_epoch_initial'):
-    tm.mtt_options(dict(max_start_epoch=10, expansion_end_step=100,
-                        max_start_epoch_initial=0))
+    tm.parse(dict(max_start_epoch=10, expansion_end_step=100,
+                  max_start_epoch_initial=0))
   with pytest.raises(ConfigError, match='objective.max_start_epoch'):
-    tm.check_buffer((2, 5, 10), tm.mtt_options(dict(max_start_epoch=4, expert_epochs=2)))
-  tm.check_buffer((2, 5, 10), tm.mtt_options(dict(max_start_epoch=3, expert_epochs=2,
-                                                  min_start_epoch=0)))
+    tm.check_buffer((2, 5, 10), tm.parse(dict(max_start_epoch=4, expert_epochs=2)))
+  tm.check_buffer((2, 5, 10), tm.parse(dict(max_start_epoch=3, expert_epochs=2,
+                                            min_start_epoch=0)))
 
 
 class _DS:   # the fields build_buffer reads

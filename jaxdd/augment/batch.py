@@ -1,6 +1,6 @@
 """torchvision-style batch augmentation of the squeeze-recover-relabel family (NHWC).
 
-SRe2L, UniDD/CFM and EDC (METHODS.md §1 "SRe2L", §2 "UniDD", "EDC") augment with
+SRe2L, UniDD/CFM and EDC (docs/methods.md §1 "SRe2L", §2 "UniDD", "EDC") augment with
 torchvision transforms and batch mixing rather than with DSA (``jaxdd.augment.dsa``):
 
   * ``RandomResizedCrop``: ``rrc_boxes`` draws the boxes (``get_params``), and

@@ -1,6 +1,6 @@
 """Pixel preprocessing: per-channel normalisation and the two ZCA whitenings.
 
-Dataset distillation uses two incompatible ZCAs (METHODS.md section 0):
+Dataset distillation uses two incompatible ZCAs (docs/methods.md section 0):
 
 * ``raw`` (MTT, DATM, PAD): kornia's ``ZCAWhitening(eps=0.1)`` fitted on ToTensor
   images in [0, 1], with no mean/std normalisation: subtract the per-feature mean,

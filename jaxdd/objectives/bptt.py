@@ -2,7 +2,7 @@
 
 Reference: Feng, Vedantam & Kempe, "Embarassingly Simple Dataset Distillation" (ICLR
 2024), code `fengyzpku/Simple_Dataset_Distillation:framework/{distill_higher,base}.py`
-(METHODS.md §1 "RaT-BPTT"); PoDD uses it as its distiller (PoDD paper §3, Eq. 2 and the
+(docs/methods.md §1 "RaT-BPTT"); PoDD uses it as its distiller (PoDD paper §3, Eq. 2 and the
 paragraph after it; `AsafShul/PoDD:src/PoDD.py`).
 
 One loss evaluation (one meta-step) is, with S the synthetic images and Y their labels:
@@ -51,7 +51,9 @@ Where jaxdd differs from the reference:
   * Only networks without batch norm (the reference's ConvNets use instance norm).
 """
 
+import functools
 import math
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
@@ -59,9 +61,12 @@ import jax.numpy as jnp
 import optax
 
 from jaxdd.augment import dsa as dsa_lib
-from jaxdd import evaluate as eval_lib
+from jaxdd.train import optim
+from jaxdd.train import losses as losses_lib
 from jaxdd import models as models_lib
-from jaxdd.errors import ConfigError, is_int
+from jaxdd.config_fields import (boolean, fraction, non_negative_int, non_negative_num,
+                                 one_of, plain, positive_int, positive_num, read_section)
+from jaxdd.errors import ConfigError
 from jaxdd.interfaces import Objective
 
 TRUNCATIONS = ('random', 'fixed')
@@ -71,7 +76,7 @@ _BN_MODELS = ('convnet_bn', 'alexnet_bn', 'vgg11_bn', 'resnet18_bn')
 
 
 class BPTTConfig(NamedTuple):
-  """The fields of ``config.objective`` (defaults: RaT-BPTT on CIFAR-10, METHODS.md §1).
+  """The fields of ``config.objective`` (defaults: RaT-BPTT on CIFAR-10, docs/methods.md §1).
 
   Attributes:
     window: w, differentiable inner steps (60).
@@ -110,43 +115,34 @@ class BPTTConfig(NamedTuple):
   remat: bool = True
 
 
-def _int_field(name, value, minimum):
-  if not is_int(value) or value < minimum:
-    raise ConfigError(f'objective.{name} must be an integer >= {minimum}, got {value!r}')
+CHECKS = {'window': positive_int(), 'total_window': positive_int(),
+          'min_window': non_negative_int(), 'truncation': one_of(TRUNCATIONS),
+          'complete_random': boolean(), 'redraw_every': non_negative_int(),
+          'inner_optim': one_of(INNER_OPTIMS), 'inner_lr': positive_num(),
+          'inner_momentum': fraction(), 'inner_weight_decay': non_negative_num(),
+          'eps_root': non_negative_num(), 'batch_syn': non_negative_int(),
+          'syn_dsa': boolean(), 'real_dsa': boolean(), 'label_norm': one_of(LABEL_NORMS),
+          'remat': boolean()}
+SHARED_FIELDS = ('name', 'batch_real')   # the registry's and the loop's (per class)
 
 
-def parse_config(obj_cfg) -> BPTTConfig:
+def parse(section: Mapping | None) -> BPTTConfig:
   """``BPTTConfig`` from ``config.objective`` (a dict or ConfigDict), validated.
 
   Raises:
     ConfigError: a field out of range, naming it and the accepted values.
   """
-  fields = {f: obj_cfg.get(f, d) for f, d in BPTTConfig._field_defaults.items()}
-  cfg = BPTTConfig(**fields)
-  _int_field('window', cfg.window, 1)
-  _int_field('total_window', cfg.total_window, cfg.window)
-  _int_field('min_window', cfg.min_window, 0)
-  _int_field('redraw_every', cfg.redraw_every, 0)
-  _int_field('batch_syn', cfg.batch_syn, 0)
-  for name, value, accepted in (('truncation', cfg.truncation, TRUNCATIONS),
-                                ('inner_optim', cfg.inner_optim, INNER_OPTIMS),
-                                ('label_norm', cfg.label_norm, LABEL_NORMS)):
-    if value not in accepted:
-      raise ConfigError(f'objective.{name} must be one of {", ".join(accepted)}, '
-                        f'got {value!r}')
+  cfg = read_section(section, BPTTConfig, 'objective', CHECKS, shared=SHARED_FIELDS)
+  if cfg.total_window < cfg.window:
+    raise ConfigError(f'objective.total_window must be an integer >= {cfg.window}, '
+                      f'got {cfg.total_window!r}')
   if cfg.truncation == 'random' and cfg.min_window > cfg.total_window - cfg.window:
     raise ConfigError(f'objective.min_window must be <= total_window - window = '
                       f'{cfg.total_window - cfg.window}, got {cfg.min_window}')
-  if not cfg.inner_lr > 0:
-    raise ConfigError(f'objective.inner_lr must be > 0, got {cfg.inner_lr!r}')
   if cfg.inner_optim == 'adam' and not cfg.eps_root > 0:
     raise ConfigError(f'objective.eps_root must be > 0 for inner_optim=adam (the '
                       f'meta-gradient through Adam is NaN at a zero gradient otherwise), '
                       f'got {cfg.eps_root!r}')
-  if not 0 <= cfg.inner_momentum < 1 or cfg.inner_weight_decay < 0:
-    raise ConfigError('objective.inner_momentum must be in [0, 1) and '
-                      'objective.inner_weight_decay >= 0, got '
-                      f'{cfg.inner_momentum!r} and {cfg.inner_weight_decay!r}')
   for flag, strategy in (('syn_dsa', 'syn_dsa_strategy'), ('real_dsa', 'real_dsa_strategy')):
     if getattr(cfg, flag):
       dsa_lib.parse_strategy(getattr(cfg, strategy))
@@ -179,9 +175,9 @@ def draw_curriculum(truncation_key: jax.Array, step, cfg: BPTTConfig,
 def inner_optimizer(cfg: BPTTConfig) -> optax.GradientTransformation:
   """The network's optimizer: Adam(lr, eps_root) or PyTorch-style SGD (coupled decay)."""
   if cfg.inner_optim == 'adam':
-    return optax.adam(cfg.inner_lr, eps_root=cfg.eps_root)
-  return optax.chain(optax.add_decayed_weights(cfg.inner_weight_decay),
-                     optax.sgd(cfg.inner_lr, momentum=cfg.inner_momentum or None))
+    return optim.adam(cfg.inner_lr, eps_root=cfg.eps_root)
+  return optim.sgd(cfg.inner_lr, momentum=cfg.inner_momentum,
+                   weight_decay=cfg.inner_weight_decay)
 
 
 def normalize_targets(labels: jax.Array, label_norm: str) -> jax.Array:
@@ -218,7 +214,7 @@ def make_inner_step(model, rest, tx, images, targets, cfg: BPTTConfig):
 
     def ce(p):
       logits, _ = models_lib.apply_model(model, {**rest, 'params': p}, x, train=True)
-      return eval_lib.label_loss(logits, y, 'ce')
+      return losses_lib.label_loss(logits, y, 'ce')
 
     loss, grads = jax.value_and_grad(ce)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
@@ -271,15 +267,58 @@ def unrolled_loss(model, variables, syn_images, syn_targets, real_x, real_target
   if cfg.real_dsa:
     real_x = dsa_lib.dsa(real_key, real_x, strategy=cfg.real_dsa_strategy, siamese=False)
   logits, _ = models_lib.apply_model(model, {**rest, 'params': params}, real_x, train=True)
-  return eval_lib.label_loss(logits, real_targets, 'ce'), inner_losses[-1]
+  return losses_lib.label_loss(logits, real_targets, 'ce'), inner_losses[-1]
 
 
-def _check_model_config(model_cfg) -> None:
-  name = model_cfg.get('name', None)
-  if name in _BN_MODELS or model_cfg.get('norm', None) == 'batchnorm':
+def check_model_config(model_section) -> None:
+  """Refuses a batch-norm ``config.model`` by its name or norm, before compiling."""
+  model = plain(model_section)
+  name, norm = model.get('name'), model.get('norm')
+  if name in _BN_MODELS or norm == 'batchnorm':
     raise ConfigError(f'objective bptt does not support batch norm (model.name={name!r}, '
-                      f'model.norm={model_cfg.get("norm", None)!r}); use a model without '
+                      f'model.norm={norm!r}); use a model without '
                       f'it, e.g. model.name=convnet (instance norm), as RaT-BPTT does')
+
+
+def bptt_prepare(cfg: BPTTConfig, ds, config) -> dict:
+  """ctx: the network of ``config.model`` (refused with running statistics) and the
+  steps between curriculum redraws (``redraw_every``, or one real epoch when 0)."""
+  image_shape = tuple(ds.x_train.shape[1:])
+  model = models_lib.from_config(config.model, ds.num_classes, image_shape)
+  shapes = jax.eval_shape(lambda k: models_lib.init_model(model, k, image_shape),
+                          jax.random.key(0))
+  if models_lib.has_batch_norm(shapes):
+    raise ConfigError(f'objective bptt does not support batch norm, but model '
+                      f'{config.model.name!r} has running statistics')
+  redraw = cfg.redraw_every
+  if redraw == 0:   # one pass over the real data, as the reference's epoch loop
+    per_step = ds.num_classes * int(config.objective.batch_real)
+    redraw = max(1, math.ceil(ds.x_train.shape[0] / per_step))
+  return {'model': model, 'image_shape': image_shape, 'redraw_every': redraw}
+
+
+def bptt_init_state(key, ctx) -> dict:
+  """The truncation key, as raw uint32 key data so that it checkpoints."""
+  del ctx
+  return {'truncation_key': jax.random.key_data(key)}
+
+
+def bptt_loss(cfg: BPTTConfig, syn, real, key, ctx, step, state):
+  """The meta-loss of one fresh network (``split(key)[0]``) unrolled with
+  ``split(key)[1]``: (L, {'bptt', 'inner_loss', 'curriculum'})."""
+  model = ctx['model']
+  num_classes = syn.labels.shape[-1]
+  init_key, unroll_key = jax.random.split(key)
+  variables = models_lib.init_model(model, init_key, ctx['image_shape'])
+  trunc_key = jax.random.wrap_key_data(state['truncation_key'])
+  curriculum = draw_curriculum(trunc_key, step, cfg, ctx['redraw_every'])
+  real_x = real.images.reshape((-1,) + real.images.shape[2:])
+  real_targets = jax.nn.one_hot(real.labels.reshape(-1), num_classes, dtype=real_x.dtype)
+  targets = normalize_targets(syn.labels, cfg.label_norm)
+  value, inner = unrolled_loss(model, variables, syn.images, targets, real_x,
+                               real_targets, unroll_key, curriculum, cfg)
+  return value, {'bptt': value, 'inner_loss': inner,
+                 'curriculum': jnp.asarray(curriculum, jnp.float32)}
 
 
 def make_bptt(config) -> Objective:
@@ -292,41 +331,7 @@ def make_bptt(config) -> Objective:
   Raises:
     ConfigError: a field out of range or a batch-norm model, before any compilation.
   """
-  cfg = parse_config(config.objective)
-  _check_model_config(config.model)
-
-  def prepare(ds, config):
-    image_shape = tuple(ds.x_train.shape[1:])
-    model = models_lib.from_config(config.model, ds.num_classes, image_shape)
-    shapes = jax.eval_shape(lambda k: models_lib.init_model(model, k, image_shape),
-                            jax.random.key(0))
-    if models_lib.has_batch_norm(shapes):
-      raise ConfigError(f'objective bptt does not support batch norm, but model '
-                        f'{config.model.name!r} has running statistics')
-    redraw = cfg.redraw_every
-    if redraw == 0:   # one pass over the real data, as the reference's epoch loop
-      per_step = ds.num_classes * int(config.objective.get('batch_real', 1))
-      redraw = max(1, math.ceil(ds.x_train.shape[0] / per_step))
-    return {'model': model, 'image_shape': image_shape, 'redraw_every': redraw}
-
-  def init_state(key, ctx):
-    del ctx
-    return {'truncation_key': jax.random.key_data(key)}
-
-  def loss(syn, real, key, ctx, step, obj_state):
-    model = ctx['model']
-    num_classes = syn.labels.shape[-1]
-    init_key, unroll_key = jax.random.split(key)
-    variables = models_lib.init_model(model, init_key, ctx['image_shape'])
-    trunc_key = jax.random.wrap_key_data(obj_state['truncation_key'])
-    curriculum = draw_curriculum(trunc_key, step, cfg, ctx['redraw_every'])
-    real_x = real.images.reshape((-1,) + real.images.shape[2:])
-    real_targets = jax.nn.one_hot(real.labels.reshape(-1), num_classes,
-                                  dtype=real_x.dtype)
-    targets = normalize_targets(syn.labels, cfg.label_norm)
-    value, inner = unrolled_loss(model, variables, syn.images, targets, real_x,
-                                 real_targets, unroll_key, curriculum, cfg)
-    return value, {'bptt': value, 'inner_loss': inner,
-                   'curriculum': jnp.asarray(curriculum, jnp.float32)}
-
-  return Objective(prepare, loss, init_state=init_state)
+  cfg = parse(config.objective)
+  check_model_config(config.model)
+  return Objective(functools.partial(bptt_prepare, cfg),
+                   functools.partial(bptt_loss, cfg), init_state=bptt_init_state)

@@ -1,7 +1,7 @@
 """Gradient matching: DC (Zhao, Mopuri & Bilen, ICLR 2021) and DSA (Zhao & Bilen, ICML 2021).
 
 Reference code: `DCrepo:main.py` (the loop) and `DCrepo:utils.py` (``match_loss``,
-``distance_wb``, ``epoch``, ``get_loops``); METHODS.md §1 "DC / DSA".
+``distance_wb``, ``epoch``, ``get_loops``); docs/methods.md §1 "DC / DSA".
 
 The loss of one image update, for the network θ that the objective carries (its state):
 
@@ -49,15 +49,23 @@ Where jaxdd differs from the reference:
     of one class's batch) and the synthetic ones vmapped over classes.
 """
 
+import functools
+from collections.abc import Mapping
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from jaxdd.augment import dsa as dsa_lib
-from jaxdd import evaluate as eval_lib
+from jaxdd.train import batches, optim
+from jaxdd.train import losses as losses_lib
+from jaxdd.train import step as step_lib
 from jaxdd import models as models_lib
+from jaxdd.config_fields import boolean, positive_int, positive_num, read_section
 from jaxdd.errors import ConfigError, is_int
 from jaxdd.interfaces import Objective
-from jaxdd.objectives import selection
+from jaxdd.objectives import dm
+from jaxdd.objectives import param_mask
 
 # DCrepo utils.py get_loops: (outer_loop, inner_loop) per IPC, "empirically good".
 DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15),
@@ -80,6 +88,65 @@ def dc_loops(ipc: int, outer_loop: int = 0, inner_loop: int = 0,
                       f'{", ".join(map(str, table))}); give both, e.g. '
                       f'ipc={ipc},outer_loop=10,inner_loop=50 in the config argument')
   return table[ipc]
+
+
+# ----------------------------------------------------------------------------------
+# The config.
+# ----------------------------------------------------------------------------------
+
+
+class DcConfig(NamedTuple):
+  """The fields of ``config.objective`` for DC / DSA (defaults: DCrepo's ``main.py``).
+
+  Attributes:
+    dsa: DSA (True: Siamese augmentation in the loss, per-sample in the inner epochs)
+      or DC (False).
+    dsa_strategy: DSA's groups (``jaxdd.augment.dsa``).
+    outer_loop, inner_loop: image updates per network, and inner epochs between two of
+      them; None (either) = DCrepo's ``get_loops`` values for ``config.ipc``
+      (``DC_LOOPS``), filled in by ``parse``.
+    lr_net: the inner SGD's learning rate.
+    batch_train: the inner epochs' minibatch size.
+    bn_per_class: real images per class whose forward updates a batch-norm network's
+      running statistics before every image update.
+    param_mask, mask_ratio: PAD's parameter selection under DC
+      (``objectives.param_mask``).
+  """
+  dsa: bool = False
+  dsa_strategy: str = dsa_lib.DEFAULT_STRATEGY
+  outer_loop: int | None = None
+  inner_loop: int | None = None
+  lr_net: float = 0.01
+  batch_train: int = 256
+  bn_per_class: int = 16
+  param_mask: str = 'none'
+  mask_ratio: float = 0.0
+
+
+def _loop_count():
+  return (lambda v: v is None or (is_int(v) and v >= 1),
+          "an integer >= 1 (or absent: DCrepo's value for the ipc)")
+
+
+CHECKS = {'dsa': boolean(), 'outer_loop': _loop_count(), 'inner_loop': _loop_count(),
+          'lr_net': positive_num(), 'batch_train': positive_int(),
+          'bn_per_class': positive_int(), **param_mask.CHECKS}
+SHARED_FIELDS = ('name', 'batch_real')   # the registry's and the loop's
+
+
+def parse(section: Mapping | None, ipc: int) -> DcConfig:
+  """``DcConfig`` from ``config.objective``, checked, with both loops filled in.
+
+  Raises:
+    ConfigError: an unknown field, a value out of range, or no loops for ``ipc``.
+  """
+  cfg = read_section(section, DcConfig, 'objective', CHECKS, shared=SHARED_FIELDS)
+  if cfg.dsa:
+    dsa_lib.parse_strategy(cfg.dsa_strategy)
+  if cfg.outer_loop is None or cfg.inner_loop is None:
+    outer_loop, inner_loop = dc_loops(ipc)
+    cfg = cfg._replace(outer_loop=outer_loop, inner_loop=inner_loop)
+  return cfg
 
 
 # ----------------------------------------------------------------------------------
@@ -109,7 +176,7 @@ def _rows(g: jax.Array) -> jax.Array:
 def tensor_distance(g_real: jax.Array, g_syn: jax.Array, mask=None) -> jax.Array:
   """DCrepo ``distance_wb`` of one parameter tensor's two gradients (0 for ndim ≤ 1).
 
-  ``mask`` (0/1, the tensor's shape; PAD's selection, ``objectives.selection``): the
+  ``mask`` (0/1, the tensor's shape; PAD's selection, ``objectives.param_mask``): the
   cosines are taken over the kept entries only, and rows with no kept entry add 0.
   """
   if g_real.ndim <= 1:
@@ -136,14 +203,14 @@ def gradient_distance(g_real, g_syn, masks=None) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------------
-# Pieces of the objective (pure; the closures in make_dc bind the config).
+# The objective's functions (pure; ``make_dc`` binds the parsed config).
 # ----------------------------------------------------------------------------------
 
 
 def _ce(model, variables, params, x, targets, train):
   """Mean (soft-label) cross-entropy of the net on ``x``; batch stats are not kept."""
   logits, _ = models_lib.apply_model(model, {**variables, 'params': params}, x, train=train)
-  return eval_lib.label_loss(logits, targets, 'ce')
+  return losses_lib.label_loss(logits, targets, 'ce')
 
 
 def bn_statistics(model, variables, real_images, per_class: int):
@@ -157,146 +224,125 @@ def bn_statistics(model, variables, real_images, per_class: int):
 
 def epoch_order(key, epoch, n: int, batch: int):
   """The minibatches of one inner epoch: ``(full [n // batch, batch], last [n % batch],
-  aug_key)``, consecutive slices of ``permutation(split(fold_in(key, epoch))[0], n)``.
+  aug_key)``, consecutive slices of ``permutation(split(fold_in(key, epoch))[0], n)``
+  (``train.batches.split_batches``).
 
   Batch ``b`` of the epoch is augmented (DSA) with ``fold_in(aug_key, b)``.
   """
   perm_key, aug_key = jax.random.split(jax.random.fold_in(key, epoch))
-  perm = jax.random.permutation(perm_key, n)
-  num_full = n // batch
-  return perm[:num_full * batch].reshape(num_full, batch), perm[num_full * batch:], aug_key
+  full, last = batches.split_batches(jax.random.permutation(perm_key, n), batch)
+  return full, last, aug_key
+
+
+def dc_init_state(key, ctx) -> dict:
+  """The first network θ, from ``key``."""
+  return {'variables': models_lib.init_model(ctx['model'], key, ctx['image_shape'])}
+
+
+def dc_loss(cfg: DcConfig, syn, real, key, ctx, step, state):
+  """The gradient-matching loss of the module doc for the carried network:
+  (L, {'dc': L}). ``key`` draws the classes' DSA transforms (``dm.class_dsa``)."""
+  del step
+  model = ctx['model']
+  variables = state['variables']
+  num_classes = real.images.shape[0]
+  syn_images = syn.images.reshape((num_classes, -1) + syn.images.shape[1:])
+  syn_targets = syn.labels.reshape((num_classes, -1, syn.labels.shape[-1]))
+  real_targets = jax.nn.one_hot(real.labels, syn.labels.shape[-1], dtype=jnp.float32)
+  real_images = real.images
+  bn = models_lib.has_batch_norm(variables)
+  if bn:
+    variables = bn_statistics(model, variables, real_images, cfg.bn_per_class)
+  if cfg.dsa:   # one Siamese draw per class for its real and synthetic images
+    real_images, syn_images = dm.class_dsa(key, real_images, syn_images, cfg.dsa_strategy)
+  params = variables['params']
+
+  def grad_of(x, y):
+    # Frozen statistics for BN nets; train mode (no difference) for the others.
+    return jax.grad(_ce, argnums=2)(model, variables, params, x, y, not bn)
+
+  g_real = jax.lax.stop_gradient(
+      jax.lax.map(lambda xy: grad_of(*xy), (real_images, real_targets)))
+  g_syn = jax.vmap(grad_of)(syn_images, syn_targets)
+  ratio = param_mask.depth_ratio(cfg)   # PAD's FIEM under DC, None = off
+  masks = None if ratio is None else models_lib.depth_mask(params, ratio)
+  value = jnp.sum(jax.vmap(lambda r, s: gradient_distance(r, s, masks))(g_real, g_syn))
+  return value, {'dc': value}
+
+
+def dc_inner_epochs(model, variables, images, targets, key, cfg: DcConfig):
+  """``cfg.inner_loop`` epochs of SGD on the synthetic set (DCrepo ``epoch('train')``).
+
+  Plain SGD with ``lr_net``, minibatches of ``batch_train`` in ``epoch_order`` (the
+  smaller last one kept), per-sample DSA with DSA, batch norm in training mode.
+
+  Args:
+    model, variables: the network and its variables (params and any batch stats).
+    images: [N, H, W, C]; targets: [N, K] label rows.
+    key: the epochs' permutations and augmentations (``epoch_order``).
+    cfg: uses ``inner_loop``, ``lr_net``, ``batch_train``, ``dsa``, ``dsa_strategy``.
+
+  Returns:
+    The trained variables.
+  """
+  n = images.shape[0]
+  batch = min(cfg.batch_train, n)
+  tx = optim.sgd(cfg.lr_net)   # DCrepo: SGD(lr=lr_net), no momentum, no weight decay
+
+  def sgd_step(state, idx, aug_key):
+    x, y = images[idx], targets[idx]
+    if cfg.dsa:
+      x = dsa_lib.dsa(aug_key, x, strategy=cfg.dsa_strategy, siamese=False)
+    state, _, _ = step_lib.supervised_step(
+        model, tx, state, x, lambda logits: losses_lib.label_loss(logits, y, 'ce'))
+    return state
+
+  def epoch(state, e):
+    full, last, aug_key = epoch_order(key, e, n, batch)
+    state, _ = jax.lax.scan(
+        lambda s, ib: (sgd_step(s, ib[1], jax.random.fold_in(aug_key, ib[0])), None),
+        state, (jnp.arange(full.shape[0]), full))
+    if last.shape[0]:   # DataLoader keeps the smaller last batch (static size here)
+      state = sgd_step(state, last, jax.random.fold_in(aug_key, full.shape[0]))
+    return state, None
+
+  state = step_lib.TrainState(variables, tx.init(variables['params']))
+  state, _ = jax.lax.scan(epoch, state, jnp.arange(cfg.inner_loop))
+  return state.variables
+
+
+def dc_update_state(cfg: DcConfig, syn, real, key, ctx, step, state):
+  """After image update ``step``: a fresh network from ``split(key)[0]`` if it ended an
+  iteration, else the inner epochs with ``split(key)[1]`` (see ``epoch_order``)."""
+  model, image_shape = ctx['model'], ctx['image_shape']
+  fresh_key, train_key = jax.random.split(key)
+
+  def fresh(_):
+    return {'variables': models_lib.init_model(model, fresh_key, image_shape)}
+
+  def train(_):
+    old = state['variables']
+    variables = old
+    if models_lib.has_batch_norm(variables):
+      # The statistics the loss froze for this image update stay in the network.
+      variables = bn_statistics(model, variables, real.images, cfg.bn_per_class)
+    variables = dc_inner_epochs(model, variables, syn.images, syn.labels, train_key, cfg)
+    # Keep the carried dtypes (float64 synthetic images would promote BN stats).
+    return {'variables': step_lib.cast_like(variables, old)}
+
+  if cfg.outer_loop == 1:   # every step ends an iteration: no inner loop to compile
+    return fresh(None)
+  return jax.lax.cond((step + 1) % cfg.outer_loop == 0, fresh, train, None)
 
 
 def make_dc(config) -> Objective:
-  """DC / DSA objective (module doc).
-
-  Reads ``config.objective.{dsa (False), dsa_strategy, outer_loop, inner_loop (DCrepo's
-  values for config.ipc when absent), lr_net (0.01), batch_train (256), bn_per_class
-  (16), param_mask ('none'), mask_ratio}`` (the last two: PAD's parameter selection,
-  ``objectives.selection``) and ``config.model``.
+  """DC / DSA objective (module doc) from ``config.objective`` (``DcConfig``; the loops
+  default to DCrepo's for ``config.ipc``) and ``config.model``.
 
   Raises:
     ConfigError: a field out of range, naming it, before anything is compiled.
   """
-  obj_cfg = config.objective
-  use_dsa = bool(obj_cfg.get('dsa', False))
-  strategy = obj_cfg.get('dsa_strategy', dsa_lib.DEFAULT_STRATEGY)
-  if use_dsa:
-    dsa_lib.parse_strategy(strategy)
-  outer_loop, inner_loop = obj_cfg.get('outer_loop', None), obj_cfg.get('inner_loop', None)
-  if outer_loop is None or inner_loop is None:
-    outer_loop, inner_loop = dc_loops(config.ipc)
-  lr_net = obj_cfg.get('lr_net', 0.01)
-  batch_train = obj_cfg.get('batch_train', 256)
-  bn_per_class = obj_cfg.get('bn_per_class', 16)
-  select_ratio = selection.mask_ratio(obj_cfg)   # PAD's FIEM under DC, None = off
-  for field, value in (('outer_loop', outer_loop), ('inner_loop', inner_loop),
-                       ('batch_train', batch_train), ('bn_per_class', bn_per_class)):
-    if not is_int(value) or value <= 0:
-      raise ConfigError(f'objective.{field} must be a positive integer, got {value!r}')
-  if not lr_net > 0:
-    raise ConfigError(f'objective.lr_net must be > 0, got {lr_net!r}')
-
-  def prepare(ds, config):
-    image_shape = tuple(ds.x_train.shape[1:])
-    model = models_lib.from_config(config.model, ds.num_classes, image_shape)
-    return {'model': model, 'image_shape': image_shape}
-
-  def init_state(key, ctx):
-    return {'variables': models_lib.init_model(ctx['model'], key, ctx['image_shape'])}
-
-  def loss(syn, real, key, ctx, step, obj_state):
-    del step
-    model = ctx['model']
-    variables = obj_state['variables']
-    num_classes = real.images.shape[0]
-    syn_images = syn.images.reshape((num_classes, -1) + syn.images.shape[1:])
-    syn_targets = syn.labels.reshape((num_classes, -1, syn.labels.shape[-1]))
-    real_targets = jax.nn.one_hot(real.labels, syn.labels.shape[-1], dtype=jnp.float32)
-    real_images = real.images
-    bn = models_lib.has_batch_norm(variables)
-    if bn:
-      variables = bn_statistics(model, variables, real_images, bn_per_class)
-
-    if use_dsa:
-      # One Siamese draw per class for its real and synthetic images. A Python loop over
-      # the (static) classes, as in dm.py: under vmap the random group index would be
-      # batched and lax.switch would run all six groups.
-      class_keys = jax.random.split(key, num_classes)
-
-      def aug(x, c):
-        return dsa_lib.dsa(class_keys[c], x, strategy=strategy, siamese=True)
-
-      real_images = jnp.stack([aug(real_images[c], c) for c in range(num_classes)])
-      syn_images = jnp.stack([aug(syn_images[c], c) for c in range(num_classes)])
-
-    params = variables['params']
-
-    def grad_of(x, y):
-      # Frozen statistics for BN nets; train mode (no difference) for the others.
-      return jax.grad(_ce, argnums=2)(model, variables, params, x, y, not bn)
-
-    g_real = jax.lax.stop_gradient(
-        jax.lax.map(lambda xy: grad_of(*xy), (real_images, real_targets)))
-    g_syn = jax.vmap(grad_of)(syn_images, syn_targets)
-    masks = None if select_ratio is None else models_lib.depth_mask(params, select_ratio)
-    value = jnp.sum(jax.vmap(lambda r, s: gradient_distance(r, s, masks))(g_real, g_syn))
-    return value, {'dc': value}
-
-  def train_epochs(model, variables, images, targets, key):
-    """``inner_loop`` epochs of SGD on the synthetic set (DCrepo ``epoch('train')``)."""
-    n = images.shape[0]
-    batch = min(batch_train, n)
-
-    def sgd_step(variables, idx, aug_key):
-      x, y = images[idx], targets[idx]
-      if use_dsa:
-        x = dsa_lib.dsa(aug_key, x, strategy=strategy, siamese=False)
-
-      def loss_fn(params):
-        logits, new_vars = models_lib.apply_model(
-            model, {**variables, 'params': params}, x, train=True)
-        return eval_lib.label_loss(logits, y, 'ce'), new_vars
-
-      grads, new_vars = jax.grad(loss_fn, has_aux=True)(variables['params'])
-      params = jax.tree_util.tree_map(lambda p, g: p - lr_net * g, variables['params'],
-                                      grads)
-      return {**new_vars, 'params': params}
-
-    def epoch(variables, e):
-      full, last, aug_key = epoch_order(key, e, n, batch)
-      variables, _ = jax.lax.scan(
-          lambda v, ib: (sgd_step(v, ib[1], jax.random.fold_in(aug_key, ib[0])), None),
-          variables, (jnp.arange(full.shape[0]), full))
-      if last.shape[0]:   # DataLoader keeps the smaller last batch (static size here)
-        variables = sgd_step(variables, last, jax.random.fold_in(aug_key, full.shape[0]))
-      return variables, None
-
-    variables, _ = jax.lax.scan(epoch, variables, jnp.arange(inner_loop))
-    return variables
-
-  def update_state(obj_state, syn, real, key, ctx, step):
-    """After image update ``step``: a fresh network from ``split(key)[0]`` if it ended an
-    iteration, else the inner epochs with ``split(key)[1]`` (see ``epoch_order``)."""
-    model, image_shape = ctx['model'], ctx['image_shape']
-    fresh_key, train_key = jax.random.split(key)
-
-    def fresh(_):
-      return {'variables': models_lib.init_model(model, fresh_key, image_shape)}
-
-    def train(_):
-      old = obj_state['variables']
-      variables = old
-      if models_lib.has_batch_norm(variables):
-        # The statistics the loss froze for this image update stay in the network.
-        variables = bn_statistics(model, variables, real.images, bn_per_class)
-      variables = train_epochs(model, variables, syn.images, syn.labels, train_key)
-      # Keep the carried dtypes (float64 synthetic images would promote BN stats).
-      return {'variables': jax.tree_util.tree_map(lambda v, o: v.astype(o.dtype),
-                                                  variables, old)}
-
-    if outer_loop == 1:   # every step ends an iteration: no inner loop to compile
-      return fresh(None)
-    return jax.lax.cond((step + 1) % outer_loop == 0, fresh, train, None)
-
-  return Objective(prepare, loss, init_state=init_state, update_state=update_state)
+  cfg = parse(config.objective, config.ipc)
+  return Objective(dm.prepare_model, functools.partial(dc_loss, cfg),
+                   init_state=dc_init_state,
+                   update_state=functools.partial(dc_update_state, cfg))

@@ -1,4 +1,4 @@
-"""PoCO: which class sits next to which on a PoDD poster (METHODS.md §2 PoDD, paper §4.2).
+"""PoCO: which class sits next to which on a PoDD poster (docs/methods.md §2 PoDD, paper §4.2).
 
 Neighbouring classes share poster pixels, so PoDD places semantically close classes next
 to each other. PoCO is greedy: the class grid is filled in anti-diagonal order, and each

@@ -1,4 +1,4 @@
-"""PoDD: the whole synthetic set is one poster cut into overlapping patches (METHODS.md §2).
+"""PoDD: the whole synthetic set is one poster cut into overlapping patches (docs/methods.md §2).
 
 Shul, Horwitz & Hoshen, "Distilling Datasets Into Less Than One Image", 2024. One float32
 poster [Hp, Wp, C] is stored; decode extracts n_x·n_y overlapping H×W patches at
@@ -47,22 +47,88 @@ The decoded set is *not* class-major with equal counts per class: objectives tha
 classes from the order (DM, DC) need soft-label-aware versions. The authors sample
 ``distill_batch_size`` patches per inner step; decode returns all, the objective samples.
 """
+import functools
 import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdd.config_fields import boolean, one_of, read_section
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import Budget, Parameterization, SynData
+from jaxdd.parameterizations import poco
 from jaxdd.parameterizations.poster_geometry import PosterGeometry
 from jaxdd.parameterizations.poster_geometry import crop_starts
+from jaxdd.parameterizations.poster_geometry import default_grid
 from jaxdd.parameterizations.poster_geometry import poster_geometry
 
 
 INITS = ('tiles', 'noise', 'real', 'real_patches')
 FIXED_LABELS = ('majority', 'softmax', 'shares')
 LABEL_POOLS = ('crop', 'area')
+
+
+class PosterConfig(NamedTuple):
+  """The fields of ``config.parameterization`` for 'poster' (module docstring's rules).
+
+  The geometry's fields (grid, patches, class_order, poster_shape, label_cells) are
+  checked by ``poster_geometry``, which needs K, the image shape and the ipc; None or
+  an empty value (``patches=()``, ``label_cells=0``) means the default.
+
+  Attributes:
+    grid: (rows, cols) of the class grid, rows·cols = K; default ``default_grid(K)``.
+    patches: (n_x, n_y) patches along x and y; default ``default_patches``.
+    learn_labels: PoDDL learned labels (a [h, w, K] map under the labels optimizer);
+      otherwise fixed pixel-share labels.
+    label_cells: at most this many label-map cells; default K·max(1, round(ipc)).
+    class_order: int [rows, cols], the class at each grid cell (e.g. from
+      ``poco.poco_order``), or 'poco_text' / 'poco_pixels' (PoCO on this data set,
+      ``poco.resolve_class_order``, in ``from_config``); default row-major 0..K−1.
+    poster_shape: (Hp, Wp) instead of the size derived from ``ipc``.
+    init: 'tiles' (authors' code), 'noise' (paper's Algorithm 1), 'real' (a real
+      image per class tile) or 'real_patches' (a real image per patch; module doc).
+    fixed_labels: 'majority' (paper), 'softmax' (authors' code) or 'shares'.
+    label_pool: 'area' (paper's text) or 'crop' (authors' code), for learned labels.
+  """
+  grid: Any = None
+  patches: Any = None
+  learn_labels: bool = False
+  label_cells: Any = None
+  class_order: Any = None
+  poster_shape: Any = None
+  init: str = 'tiles'
+  fixed_labels: str = 'majority'
+  label_pool: str = 'area'
+
+
+CHECKS = {'init': one_of(INITS), 'fixed_labels': one_of(FIXED_LABELS),
+          'label_pool': one_of(LABEL_POOLS), 'learn_labels': boolean()}
+SHARED_FIELDS = ('name',)   # the registry's
+
+
+def parse(section: Mapping | None) -> PosterConfig:
+  """``PosterConfig`` from ``config.parameterization``, checked (but its geometry)."""
+  return read_section(section, PosterConfig, 'parameterization', CHECKS,
+                      shared=SHARED_FIELDS)
+
+
+def _given(value):
+  """``value``, or None for the empty values a config uses for "the default"."""
+  if value is None or (len(value) == 0 if hasattr(value, '__len__') else not value):
+    return None
+  return value
+
+
+def defaults_for_empty(cfg: PosterConfig) -> PosterConfig:
+  """The geometry's empty fields as None (their defaults), sequences as tuples."""
+  as_tuple = lambda v: None if _given(v) is None else tuple(v)
+  return cfg._replace(grid=as_tuple(cfg.grid), patches=as_tuple(cfg.patches),
+                      poster_shape=as_tuple(cfg.poster_shape),
+                      label_cells=_given(cfg.label_cells),
+                      class_order=_given(cfg.class_order))
 
 
 # ----------------------------------------------------------------------------------
@@ -286,10 +352,66 @@ def poster_project(params):
 # ----------------------------------------------------------------------------------
 
 
-def make_poster(*, num_classes: int, image_shape, ipc: float, grid=None, patches=None,
-                learn_labels: bool = False, label_cells=None, class_order=None,
-                poster_shape=None, init: str = 'tiles', fixed_labels: str = 'majority',
-                label_pool: str = 'area') -> Parameterization:
+def patch_positions(geom: PosterGeometry) -> tuple[np.ndarray, np.ndarray]:
+  """(ys [P], xs [P]): the start of patch ``iy·n_x + ix``, first along x."""
+  n_x, n_y = geom.patches
+  return np.repeat(geom.patch_y, n_x), np.tile(geom.patch_x, n_y)
+
+
+def init_poster(cfg: PosterConfig, geom: PosterGeometry, num_classes: int, image_shape,
+                key, sample_real) -> dict:
+  """``{'poster': [Hp, Wp, C]}`` by ``cfg.init`` (module doc), plus the label map
+  ``'labels'`` [h, w, K] (``init_label_map``) when learned."""
+  h, w, c = image_shape
+  (hp, wp), (th, tw) = geom.poster_hw, geom.tile_hw
+  n_x, n_y = geom.patches
+  if cfg.init == 'noise':
+    poster = jax.random.normal(key, (hp, wp, c), jnp.float32)
+  elif cfg.init == 'real_patches':   # patch p: image rank[p] of its majority class
+    patch_class = np.argmax(fixed_patch_labels(geom, (h, w), 'majority'), axis=1)
+    patch_rank = np.array([np.sum(patch_class[:p] == k)
+                           for p, k in enumerate(patch_class)])
+    per_class = int(patch_rank.max()) + 1
+    images, _ = sample_real(per_class)         # [K·per_class, H, W, C], class-major
+    chosen = jnp.asarray(images, jnp.float32)[patch_class * per_class + patch_rank]
+    poster = blend_grid(chosen.reshape(n_y, n_x, h, w, c), geom.patch_y, geom.patch_x,
+                        (hp, wp))
+  else:
+    if cfg.init == 'tiles':
+      tiles = gaussian_tiles(key, num_classes, (th, tw, c))
+    else:
+      images, _ = sample_real(1)                      # [K, H, W, C], class-major
+      tiles = jax.image.resize(jnp.asarray(images, jnp.float32),
+                               (num_classes, th, tw, c), 'linear')
+    poster = blend_tiles(tiles[geom.class_order], geom)
+  params = {'poster': poster.astype(jnp.float32)}
+  if cfg.learn_labels:
+    params['labels'] = jnp.asarray(init_label_map(geom, num_classes))
+  return params
+
+
+def decode_poster(cfg: PosterConfig, geom: PosterGeometry, image_shape, hard, weights,
+                  params) -> SynData:
+  """The patches of the poster, with their pooled learned labels (``weights``, from
+  ``label_pool_weights``) or the fixed ``hard`` ones."""
+  ys, xs = patch_positions(geom)
+  images = extract_patches(params['poster'], ys, xs, image_shape[:2])
+  labels = pooled_labels(params['labels'], weights) if cfg.learn_labels else hard
+  return SynData(images, labels, {})
+
+
+def poster_budget(cfg: PosterConfig, num_classes: int, image_shape, params) -> Budget:
+  """Stored floats of the poster (and label map); IPC = Hp·Wp / (K·H·W)."""
+  h, w = image_shape[:2]
+  detail = {'poster': int(params['poster'].size)}
+  if cfg.learn_labels:
+    detail['labels'] = int(params['labels'].size)
+  p_h, p_w = params['poster'].shape[:2]
+  return Budget(sum(detail.values()), p_h * p_w / (num_classes * h * w), detail)
+
+
+def make_poster(*, num_classes: int, image_shape, ipc: float,
+                **fields) -> Parameterization:
   """Builds the PoDD poster parameterization (module docstring for every rule).
 
   Args:
@@ -297,18 +419,8 @@ def make_poster(*, num_classes: int, image_shape, ipc: float, grid=None, patches
     image_shape: (H, W, C) of the data set; patches have this shape.
     ipc: the budget in images per class, fractions allowed (0.3, 0.9, 1.0...); the
       poster holds about ``ipc·K·H·W`` pixels per channel.
-    grid: (rows, cols) of the class grid, rows·cols = K; default ``default_grid(K)``.
-    patches: (n_x, n_y) patches along x and y; default ``default_patches``.
-    learn_labels: PoDDL learned labels (a [h, w, K] map under the labels optimizer);
-      otherwise fixed pixel-share labels.
-    label_cells: at most this many label-map cells; default K·max(1, round(ipc)).
-    class_order: int [rows, cols], the class at each grid cell (e.g. from
-      ``poco.poco_order``); default row-major 0..K−1.
-    poster_shape: (Hp, Wp) instead of the size derived from ``ipc``.
-    init: 'tiles' (authors' code), 'noise' (paper's Algorithm 1), 'real' (a real
-      image per class tile) or 'real_patches' (a real image per patch; module doc).
-    fixed_labels: 'majority' (paper), 'softmax' (authors' code) or 'shares'.
-    label_pool: 'area' (paper's text) or 'crop' (authors' code), for learned labels.
+    **fields: ``PosterConfig``'s (grid, patches, learn_labels, label_cells,
+      class_order as a grid, poster_shape, init, fixed_labels, label_pool).
 
   Returns:
     A ``Parameterization``: params ``{'poster': float32 [Hp, Wp, C]}`` plus
@@ -320,61 +432,30 @@ def make_poster(*, num_classes: int, image_shape, ipc: float, grid=None, patches
   Raises:
     ConfigError: a bad value, naming the field and the accepted values.
   """
-  for value, field, accepted in ((init, 'parameterization.init', INITS),
-                                 (fixed_labels, 'parameterization.fixed_labels',
-                                  FIXED_LABELS),
-                                 (label_pool, 'parameterization.label_pool', LABEL_POOLS)):
-    if value not in accepted:
-      raise ConfigError(f'{field} must be one of {", ".join(accepted)}, got {value!r}')
+  cfg = read_section(fields, PosterConfig, 'parameterization', CHECKS)
+  cfg = defaults_for_empty(cfg)
   geom = poster_geometry(num_classes=num_classes, image_shape=image_shape, ipc=ipc,
-                         grid=grid, patches=patches, class_order=class_order,
-                         poster_shape=poster_shape, label_cells=label_cells)
-  h, w, c = image_shape
-  (hp, wp), (th, tw) = geom.poster_hw, geom.tile_hw
-  n_x, n_y = geom.patches
-  ys = np.repeat(geom.patch_y, n_x)
-  xs = np.tile(geom.patch_x, n_y)
-  hard = jnp.asarray(fixed_patch_labels(geom, (h, w), fixed_labels))
-  weights = label_pool_weights(geom, (h, w), label_pool) if learn_labels else None
+                         grid=cfg.grid, patches=cfg.patches, class_order=cfg.class_order,
+                         poster_shape=cfg.poster_shape, label_cells=cfg.label_cells)
+  image_shape = tuple(image_shape)
+  hw = image_shape[:2]
+  hard = jnp.asarray(fixed_patch_labels(geom, hw, cfg.fixed_labels))
+  weights = label_pool_weights(geom, hw, cfg.label_pool) if cfg.learn_labels else None
+  return Parameterization(
+      functools.partial(init_poster, cfg, geom, num_classes, image_shape),
+      functools.partial(decode_poster, cfg, geom, image_shape, hard, weights),
+      functools.partial(poster_budget, cfg, num_classes, image_shape),
+      project=poster_project)
 
-  if init == 'real_patches':   # patch p starts as image rank[p] of its majority class
-    patch_class = np.argmax(fixed_patch_labels(geom, (h, w), 'majority'), axis=1)
-    patch_rank = np.array([np.sum(patch_class[:p] == k)
-                           for p, k in enumerate(patch_class)])
 
-  def init_fn(key, sample_real):
-    if init == 'noise':
-      poster = jax.random.normal(key, (hp, wp, c), jnp.float32)
-    elif init == 'real_patches':
-      per_class = int(patch_rank.max()) + 1
-      images, _ = sample_real(per_class)         # [K·per_class, H, W, C], class-major
-      chosen = jnp.asarray(images, jnp.float32)[patch_class * per_class + patch_rank]
-      poster = blend_grid(chosen.reshape(n_y, n_x, h, w, c), geom.patch_y, geom.patch_x,
-                          (hp, wp))
-    else:
-      if init == 'tiles':
-        tiles = gaussian_tiles(key, num_classes, (th, tw, c))
-      else:
-        images, _ = sample_real(1)                      # [K, H, W, C], class-major
-        tiles = jax.image.resize(jnp.asarray(images, jnp.float32),
-                                 (num_classes, th, tw, c), 'linear')
-      poster = blend_tiles(tiles[geom.class_order], geom)
-    params = {'poster': poster.astype(jnp.float32)}
-    if learn_labels:
-      params['labels'] = jnp.asarray(init_label_map(geom, num_classes))
-    return params
-
-  def decode(params):
-    images = extract_patches(params['poster'], ys, xs, (h, w))
-    labels = pooled_labels(params['labels'], weights) if learn_labels else hard
-    return SynData(images, labels, {})
-
-  def budget(params):
-    """Stored floats of the poster (and label map); IPC = Hp·Wp / (K·H·W)."""
-    detail = {'poster': int(params['poster'].size)}
-    if learn_labels:
-      detail['labels'] = int(params['labels'].size)
-    p_h, p_w = params['poster'].shape[:2]
-    return Budget(sum(detail.values()), p_h * p_w / (num_classes * h * w), detail)
-
-  return Parameterization(init_fn, decode, budget, project=poster_project)
+def from_config(config, num_classes: int, image_shape, ds=None) -> Parameterization:
+  """The registry's entry: ``make_poster`` of ``config.parameterization`` and ``ipc``;
+  a PoCO ``class_order`` ('poco_text', 'poco_pixels') is resolved on ``ds``."""
+  cfg = defaults_for_empty(parse(config.parameterization))
+  order = cfg.class_order
+  if isinstance(order, str):   # 'poco_text' / 'poco_pixels': PoCO on this data set
+    if ds is None:
+      raise ConfigError(f'parameterization.class_order={order!r} needs the data set')
+    order = poco.resolve_class_order(order, ds, cfg.grid or default_grid(num_classes))
+  return make_poster(num_classes=num_classes, image_shape=image_shape, ipc=config.ipc,
+                     **cfg._replace(class_order=order)._asdict())

@@ -1,7 +1,7 @@
 """Data difficulty for PAD: EL2N scores, easy-to-hard orderings, the expert scheduler.
 
 PAD (Li et al., "Prioritize Alignment in Dataset Distillation", §3.2 "Filtering
-Information Extraction"; METHODS.md §2 PAD; code ``NUS-HPC-AI-Lab/PAD:
+Information Extraction"; docs/methods.md §2 PAD; code ``NUS-HPC-AI-Lab/PAD:
 buffer/buffer_CL.py``, ``utils/utils_cl_scheduler.py``) trains its expert
 trajectories on a schedule of the data: first only the easiest samples (an initial
 ratio IR of each class), then harder ones added linearly until the add-end epoch
@@ -165,7 +165,7 @@ def schedule_fractions(epoch: int, *, initial_ratio: float = 0.75,
                        ) -> tuple[float, float]:
   """(dropped-easiest fraction, kept-up-to fraction) of each class in ``epoch``.
 
-  PAD's scheduler as released (``buffer_CL.py``; METHODS.md §2 PAD), epochs 0-based:
+  PAD's scheduler as released (``buffer_CL.py``; docs/methods.md §2 PAD), epochs 0-based:
 
     e ≤ AEE:                 (0, min(1, IR + (1 − IR)·e/AEE))   # linear addition
     AEE < e ≤ r₁:            (0, 1)                             # all data
@@ -173,8 +173,8 @@ def schedule_fractions(epoch: int, *, initial_ratio: float = 0.75,
     e > r_last:              (f_last, 1)
 
   With the defaults (IR 0.75, AEE 20, r = (40, 60), f = (0.1, 0.2)) this is the
-  table of METHODS.md §2. The paper's Table 10 and the code's argparse default
-  remove 10 % in both stages; 20 % after epoch 60 is METHODS.md's reading.
+  table of docs/methods.md §2. The paper's Table 10 and the code's argparse default
+  remove 10 % in both stages; 20 % after epoch 60 is docs/methods.md's reading.
 
   Returns:
     (lo, hi): the epoch uses, per class, ordering[int(lo·n):int(hi·n)].

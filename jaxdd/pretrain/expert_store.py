@@ -4,46 +4,35 @@ A buffer (``experts.Buffer``) is written as one .npz (``save_buffer``): the floa
 trajectories [E, epochs + 1, P] and two JSON strings, the depth-ordered parameter spec
 and the training metadata. ``load_or_train`` keys the file by everything that
 determines the buffer (``cache_key``: data digests, model, expert config, data
-schedule), so a second distillation with the same settings reuses it.
+schedule), so a second distillation with the same settings reuses it. Digests, the
+file name and the atomic write are ``jaxdd.pretrain.store``'s.
 """
 
-import hashlib
 import json
 import math
 import os
-import re
 
 import numpy as np
 
-from jaxdd.pretrain import experts
 from jaxdd.errors import DataError
-
-
-def to_json(obj) -> str:
-  """Canonical JSON (sorted keys): the text that cache keys are hashed from."""
-  # numpy scalars (e.g. a seed from a config) become Python numbers.
-  return json.dumps(obj, sort_keys=True, default=lambda o: o.item() if hasattr(
-      o, 'item') else str(o))
+from jaxdd.pretrain import experts
+from jaxdd.pretrain import store
 
 
 def save_buffer(path: str, buffer: experts.Buffer) -> None:
-  """Writes ``buffer`` to one .npz atomically (tmp file + ``os.replace``).
+  """Writes ``buffer`` to one .npz atomically (``store.write_file_atomically``).
 
   Arrays: ``trajectories`` float32 [E, epochs + 1, P], ``spec_json`` and
   ``meta_json`` (JSON strings). An interrupted write leaves no file at ``path``.
   """
   spec = [[p, list(s), int(o)] for p, s, o in buffer.spec]
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f'{path}.tmp{os.getpid()}'
-  try:
-    with open(tmp, 'wb') as f:  # a file object: np.savez would append '.npz' to a name
-      np.savez(f, trajectories=np.asarray(buffer.trajectories, np.float32),
-               spec_json=np.array(to_json(spec)),
-               meta_json=np.array(to_json(buffer.meta)))
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+
+  def write(f):  # a file object: np.savez would append '.npz' to a name
+    np.savez(f, trajectories=np.asarray(buffer.trajectories, np.float32),
+             spec_json=np.array(store.to_json(spec)),
+             meta_json=np.array(store.to_json(buffer.meta)))
+
+  store.write_file_atomically(path, write)
 
 
 def load_buffer(path: str, model, image_shape) -> experts.Buffer:
@@ -68,12 +57,6 @@ def load_buffer(path: str, model, image_shape) -> experts.Buffer:
   return experts.Buffer(traj, unflatten, spec, meta)
 
 
-def digest(a) -> str:
-  """First 16 hex digits of SHA-256 of an array's C-order bytes (data identity in
-  cache keys; dtype and shape are not included: cache keys store the shape)."""
-  return hashlib.sha256(np.ascontiguousarray(np.asarray(a))).hexdigest()[:16]
-
-
 def cache_key(ds_name: str, x_train, y_train, num_classes: int, model_config: dict,
               model, cfg: experts.ExpertConfig, schedule_name: str) -> dict:
   """Everything that determines a buffer (``seed_loop`` only changes float rounding).
@@ -82,20 +65,12 @@ def cache_key(ds_name: str, x_train, y_train, num_classes: int, model_config: di
   """
   return {
       'version': 1, 'dataset': ds_name, 'x_shape': list(np.shape(x_train)),
-      'x_digest': digest(x_train), 'y_digest': digest(y_train),
+      'x_digest': store.digest(x_train), 'y_digest': store.digest(y_train),
       'num_classes': int(num_classes), 'model': type(model).__name__,
       'model_config': model_config,
       'experts': {k: v for k, v in cfg._asdict().items() if k != 'seed_loop'},
       'schedule': schedule_name,
   }
-
-
-def cache_file(cache_dir: str, prefix: str, ds_name: str, key: dict) -> str:
-  """``cache_dir/<prefix>_<data set slug>_<first 16 hex of SHA-256 of key as sorted
-  JSON>.npz``: the file name of a cached result determined by ``key``."""
-  key_hash = hashlib.sha256(to_json(key).encode()).hexdigest()[:16]
-  slug = re.sub(r'[^A-Za-z0-9]+', '_', os.path.basename(str(ds_name))).strip('_')[:40]
-  return os.path.join(cache_dir, f'{prefix}_{slug}_{key_hash}.npz')
 
 
 def load_or_train(cache_dir: str, model, image_shape, ds_name: str, x_train, y_train,
@@ -111,7 +86,7 @@ def load_or_train(cache_dir: str, model, image_shape, ds_name: str, x_train, y_t
   experts.check_expert_config(cfg)
   key = cache_key(ds_name, x_train, y_train, num_classes, model_config, model, cfg,
                   schedule_name)
-  path = cache_file(cache_dir, 'experts', ds_name, key)
+  path = store.cache_file(cache_dir, 'experts', ds_name, key)
   if os.path.exists(path):
     print(f'experts: loading cached buffer {path}', flush=True)
     return load_buffer(path, model, image_shape)

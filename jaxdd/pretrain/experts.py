@@ -3,9 +3,9 @@
 An expert is a network trained on the *real* data; its trajectory is its flat
 parameter vector (shallow to deep) at the start and after every epoch. MTT's student
 starts from ``expert[t]`` and is matched to ``expert[t + M]``. The ``ExpertConfig``
-defaults are MTT's (METHODS.md §1 MTT "Experts", ``mtt:buffer.py``): plain SGD lr
+defaults are MTT's (docs/methods.md §1 MTT "Experts", ``mtt:buffer.py``): plain SGD lr
 0.01, no momentum, no weight decay, batch 256, cross-entropy, per-sample DSA on every
-batch, a checkpoint every epoch including the initialisation. PAD (METHODS.md §2)
+batch, a checkpoint every epoch including the initialisation. PAD (docs/methods.md §2)
 trains on a per-epoch subset chosen by ``jaxdd.pretrain.difficulty.pad_schedule``: pass
 it as ``schedule``. Storage and the cache of trained buffers are in
 ``jaxdd.pretrain.expert_store``.
@@ -13,24 +13,29 @@ it as ``schedule``. Storage and the cache of trained buffers are in
 Differences from the reference, on purpose:
 
   * **GSAM is not implemented.** DATM and PAD train their experts with FTD's GSAM
-    (METHODS.md §1 DATM point 1); plain SGD is the documented substitute here.
-  * All experts train at once in one compiled program (``evaluate.over_seeds``:
+    (docs/methods.md §1 DATM point 1); plain SGD is the documented substitute here.
+  * All experts train at once in one compiled program (``train.members.over_members``:
     ``lax.map`` on the CPU, ``vmap`` on accelerators), not 10 per process.
   * The DSA *group* of a step (crop, scale, ...) comes from a key shared by all
     experts, so that under ``vmap`` only that group is computed (as in ``evaluate``);
     transform parameters, init and data order are each expert's own. In MTT every
     expert draws its own group.
   * The last batch of an epoch is smaller, as PyTorch's ``drop_last=False``; shapes
-    stay static by masking (every step gathers ``batch_size`` rows, the loss is the
-    mean over the valid ones; padded rows change nothing without batch norm).
+    stay static by masking (``train.batches.masked_batch``: every step gathers
+    ``batch_size`` rows, the loss is the mean over the valid ones; padded rows change
+    nothing without batch norm).
   * Epochs of different sizes (PAD) do not recompile: the jitted epoch takes the
     allowed indices padded to ``N`` plus their count, and runs ``ceil(count /
     batch)`` steps in a ``fori_loop`` with a dynamic trip count.
 
+The step, the shuffle, the optimizer and the keys are ``jaxdd.train``'s; this module
+records the trajectories and takes PAD's schedule.
+
 Keys (the contract the tests check): expert ``i`` uses ``k_i = fold_in(key(seed),
-i)``; ``init, data, aug = split(k_i, 3)``; epoch ``e`` shuffles with ``fold_in(data,
-e)``; its step ``j`` augments with ``fold_in(fold_in(aug, e), j)`` and picks the
-group with ``fold_in(fold_in(choice, e), j)``, ``choice = fold_in(key(seed), 2**30)``.
+i)`` (``train.members.member_key``); ``init, data, aug = split(k_i, 3)``; epoch ``e``
+shuffles with ``fold_in(data, e)``; its step ``j`` augments with ``fold_in(fold_in(aug,
+e), j)`` and picks the group with ``fold_in(fold_in(choice, e), j)``, ``choice =
+fold_in(key(seed), 2**30)``.
 """
 
 import functools
@@ -42,19 +47,21 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxdd.augment import dsa as dsa_lib
-from jaxdd import evaluate
+from jaxdd import config_fields as cf
 from jaxdd import models as models_lib
-from jaxdd.errors import ConfigError, DataError, is_int, is_num
+from jaxdd.augment import dsa as dsa_lib
+from jaxdd.errors import ConfigError, DataError, is_int
+from jaxdd.train import batches, members, optim
+from jaxdd.train import losses as losses_lib
+from jaxdd.train import step as step_lib
 
 _CHOICE_FOLD = 1 << 30  # fold_in index of the shared DSA-group key
-_FIELD = 'objective.experts.'
+SECTION = 'objective.experts'   # config errors name SECTION.<field>
 
 
 class ExpertConfig(NamedTuple):
-  """How experts are trained (defaults: MTT's ``buffer.py``, METHODS.md §1 MTT).
+  """How experts are trained (defaults: MTT's ``buffer.py``, docs/methods.md §1 MTT).
 
   Attributes:
     num_experts: networks trained (MTT: 100).
@@ -67,10 +74,10 @@ class ExpertConfig(NamedTuple):
     dsa: per-sample DSA on every training batch.
     dsa_strategy: DSA groups, see ``jaxdd.augment.dsa``.
     seed: base seed; expert ``i`` uses ``fold_in(key(seed), i)``.
-    seed_loop: 'auto', 'map' or 'vmap', see ``evaluate.over_seeds``.
+    seed_loop: 'auto', 'map' or 'vmap', see ``train.members.over_members``.
   """
-  num_experts: int
-  epochs: int
+  num_experts: int = 100
+  epochs: int = 50
   lr: float = 0.01
   momentum: float = 0.0
   weight_decay: float = 0.0
@@ -81,32 +88,28 @@ class ExpertConfig(NamedTuple):
   seed_loop: str = 'auto'
 
 
-# field -> (accepted?, what is accepted)
-_CHECKS = {
-    'num_experts': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
-    'epochs': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
-    'lr': (lambda v: is_num(v) and v > 0, 'a number > 0'),
-    'momentum': (lambda v: is_num(v) and 0 <= v < 1, 'a number in [0, 1)'),
-    'weight_decay': (lambda v: is_num(v) and v >= 0, 'a number >= 0'),
-    'batch_size': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
-    'dsa': (lambda v: isinstance(v, (bool, np.bool_)), 'True or False'),
-    'seed': (lambda v: is_int(v) and -2**31 <= v < 2**31, 'a 32-bit integer'),
-    'seed_loop': (lambda v: v in evaluate.SEED_LOOPS,
-                  'one of ' + ', '.join(evaluate.SEED_LOOPS)),
+# field -> (accepted?, what is accepted), ``config_fields.check_fields``.
+CHECKS = {
+    'num_experts': cf.positive_int(),
+    'epochs': cf.positive_int(),
+    'lr': cf.positive_num(),
+    'momentum': cf.fraction(),
+    'weight_decay': cf.non_negative_num(),
+    'batch_size': cf.positive_int(),
+    'dsa': cf.boolean(),
+    'seed': cf.seed32(),
+    'seed_loop': cf.one_of(members.MEMBER_LOOPS),
 }
 
 
 def check_expert_config(cfg: ExpertConfig) -> None:
   """Raises ConfigError naming ``objective.experts.<field>`` for an invalid value."""
-  for name, (ok, accepted) in _CHECKS.items():
-    value = getattr(cfg, name)
-    if not ok(value):
-      raise ConfigError(f'{_FIELD}{name} must be {accepted}, got {value!r}')
+  cf.check_fields(cfg, CHECKS, SECTION)
   if cfg.dsa:
     try:
       dsa_lib.parse_strategy(cfg.dsa_strategy)
     except ConfigError as e:
-      raise ConfigError(f'{_FIELD}{e}') from None
+      raise ConfigError(f'{SECTION}.{e}') from None
 
 
 class Buffer(NamedTuple):
@@ -125,27 +128,16 @@ class Buffer(NamedTuple):
   meta: dict
 
 
-def expert_key(seed: int, i) -> jax.Array:
-  """The key of expert ``i`` (see the module docstring); traceable in ``i``."""
-  return jax.random.fold_in(jax.random.key(seed), i)
-
-
-def _optimizer(cfg: ExpertConfig) -> optax.GradientTransformation:
-  # PyTorch's SGD adds weight_decay * param to the gradient before momentum.
-  return optax.chain(optax.add_decayed_weights(cfg.weight_decay),
-                     optax.sgd(cfg.lr, momentum=cfg.momentum or None))
+def _optimizer(cfg: ExpertConfig):
+  # MTT: SGD(lr_teacher, momentum=mom, weight_decay=l2), constant lr.
+  return optim.sgd(cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def make_init_fn(model, image_shape, cfg: ExpertConfig):
-  """Builds ``init(key) -> {"params", "opt"}`` of one expert (from the init part of key)."""
+  """Builds ``init(key) -> TrainState`` of one expert (from the init stream of key)."""
   tx = _optimizer(cfg)
-
-  def init(key):
-    init_key = jax.random.split(key, 3)[0]
-    params = models_lib.init_model(model, init_key, image_shape)['params']
-    return {'params': params, 'opt': tx.init(params)}
-
-  return init
+  return lambda key: step_lib.init_state(model, tx, members.streams(key).init,
+                                         image_shape)
 
 
 def make_epoch_fn(model, image_shape, cfg: ExpertConfig, num_train: int):
@@ -156,7 +148,7 @@ def make_epoch_fn(model, image_shape, cfg: ExpertConfig, num_train: int):
   θ ← θ − lr·(momentum buffer of ∇[mean_{i∈B} CE(f_θ(DSA(x_i)), y_i)] + wd·θ).
 
   Args (of the returned function):
-    state: {'params', 'opt'} of one expert.
+    state: the ``train.step.TrainState`` of one expert.
     key: the expert's key ``k_i``.
     epoch: int32 scalar (traced), folds into the data and augmentation keys.
     idx: int32 [num_train]: allowed training indices, padded (values past
@@ -171,46 +163,31 @@ def make_epoch_fn(model, image_shape, cfg: ExpertConfig, num_train: int):
   """
   tx = _optimizer(cfg)
   batch = min(cfg.batch_size, num_train)
-  n = num_train
 
   def epoch_fn(state, key, epoch, idx, count, choice_key, x, y):
-    _, data_key, aug_key = jax.random.split(key, 3)
-    # A uniform permutation of the allowed positions, listed first: permute all
-    # positions, then a stable sort by "is padding" keeps their random order.
-    pos = jax.random.permutation(jax.random.fold_in(data_key, epoch), n)
-    pos = pos[jnp.argsort(pos >= count, stable=True)]
-    order = idx[pos]
-    aug_key = jax.random.fold_in(aug_key, epoch)
+    keys = members.streams(key)
+    order = batches.masked_order(keys.data, epoch, idx, count)
+    aug_key = jax.random.fold_in(keys.aug, epoch)
     choice_key = jax.random.fold_in(choice_key, epoch)
 
     def step(j, carry):
       state, loss_sum, correct = carry
-      slot = j * batch + jnp.arange(batch)
-      mask = (slot < count).astype(jnp.float32)
-      rows = order[jnp.minimum(slot, n - 1)]
+      rows, mask = batches.masked_batch(order, j, batch, count)
       xb, yb = x[rows], y[rows]
       if cfg.dsa:
         xb = dsa_lib.dsa(jax.random.fold_in(aug_key, j), xb, strategy=cfg.dsa_strategy,
                          siamese=False, choice_key=jax.random.fold_in(choice_key, j))
-
-      def loss_fn(params):
-        logits, _ = models_lib.apply_model(model, {'params': params}, xb, train=True)
-        ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), yb[:, None], 1)[:, 0]
-        # The mean over the valid rows: PyTorch's mean over a smaller last batch.
-        return jnp.sum(ce * mask) / jnp.sum(mask), (ce, logits)
-
-      (_, (ce, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-          state['params'])
-      updates, opt = tx.update(grads, state['opt'], state['params'])
-      params = optax.apply_updates(state['params'], updates)
+      # The mean over the valid rows: PyTorch's mean over a smaller last batch.
+      state, _, logits = step_lib.supervised_step(
+          model, tx, state, xb, lambda z: losses_lib.ce_rows(z, yb), weights=mask)
+      ce = losses_lib.ce_rows(logits, yb)
       hits = (jnp.argmax(logits, -1) == yb).astype(jnp.float32)
-      return ({'params': params, 'opt': opt}, loss_sum + jnp.sum(ce * mask),
-              correct + jnp.sum(hits * mask))
+      return state, loss_sum + jnp.sum(ce * mask), correct + jnp.sum(hits * mask)
 
-    num_steps = (count + batch - 1) // batch  # dynamic trip count: a while loop
-    state, loss_sum, correct = jax.lax.fori_loop(
-        0, num_steps, step, (state, jnp.float32(0), jnp.float32(0)))
-    flat, _ = models_lib.flatten_params(state['params'])
+    state, loss_sum, correct = jax.lax.fori_loop(   # dynamic trip count: a while loop
+        0, batches.masked_num_batches(count, batch), step,
+        (state, jnp.float32(0), jnp.float32(0)))
+    flat, _ = models_lib.flatten_params(state.variables['params'])
     return state, flat, loss_sum / count, correct / count
 
   return epoch_fn
@@ -218,7 +195,8 @@ def make_epoch_fn(model, image_shape, cfg: ExpertConfig, num_train: int):
 
 @functools.partial(jax.jit, static_argnames=('model', 'image_shape', 'cfg'))
 def _epoch_all(states, ids, seed, epoch, idx, count, x, y, *, model, image_shape, cfg):
-  """One epoch of every expert (``evaluate.over_seeds``); epoch 0 initialises first.
+  """One epoch of every expert (``train.members.over_members``); epoch 0 initialises
+  first.
 
   Returns (flat params at the start [E, P], states, flat params at the end [E, P],
   mean loss [E], accuracy [E]).
@@ -229,14 +207,14 @@ def _epoch_all(states, ids, seed, epoch, idx, count, x, y, *, model, image_shape
 
   def one_expert(state_and_id):
     state, i = state_and_id
-    key = expert_key(seed, i)
+    key = members.member_key(seed, i)
     # Epoch 0 starts from a fresh init (a real cond: ``epoch`` is not batched), so
     # initialisation and training share one compiled program.
     state = jax.lax.cond(epoch == 0, lambda s: init_fn(key), lambda s: s, state)
-    start, _ = models_lib.flatten_params(state['params'])
+    start, _ = models_lib.flatten_params(state.variables['params'])
     return (start,) + epoch_fn(state, key, epoch, idx, count, choice_key, x, y)
 
-  return evaluate.over_seeds(one_expert, (states, ids), cfg.seed_loop)
+  return members.over_members(one_expert, (states, ids), cfg.seed_loop)
 
 
 def _check_inputs(model, image_shape, x_train, y_train, num_classes, cfg):
@@ -294,9 +272,9 @@ def train_experts(model, image_shape, x_train, y_train, num_classes: int,
                   first_expert: int = 0, verbose: bool = True) -> Buffer:
   """Trains ``cfg.num_experts`` fresh networks at once and records their trajectories.
 
-  MTT's expert buffer (METHODS.md §1 MTT "Experts"; with ``schedule``, PAD's
+  MTT's expert buffer (docs/methods.md §1 MTT "Experts"; with ``schedule``, PAD's
   scheduled experts, §2 PAD). One jitted epoch function, compiled once, advances all
-  experts (``evaluate.over_seeds``) by one epoch; the host records the flat
+  experts (``train.members.over_members``) by one epoch; the host records the flat
   parameters and prints one progress line per epoch.
 
   Args:

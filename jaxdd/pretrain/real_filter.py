@@ -31,7 +31,7 @@ import numpy as np
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, is_int, is_num
 from jaxdd.pretrain import difficulty
-from jaxdd.pretrain.expert_store import cache_file, digest
+from jaxdd.pretrain import store
 
 DROPS = ('none', 'hard', 'easy')
 DEFAULTS = dict(drop='none', ratio=0.0, el2n_nets=3, el2n_epochs=2, cache_dir='')
@@ -87,10 +87,10 @@ def kept_indices(orderings, drop: str, ratio: float) -> np.ndarray:
 
 def _cache_path(cache_dir: str, ds, model_config: dict, s: dict, seed: int) -> str:
   key = {'version': 1, 'dataset': ds.name, 'x_shape': list(np.shape(ds.x_train)),
-         'x_digest': digest(ds.x_train), 'y_digest': digest(ds.y_train),
+         'x_digest': store.digest(ds.x_train), 'y_digest': store.digest(ds.y_train),
          'model_config': model_config, 'el2n_nets': s['el2n_nets'],
          'el2n_epochs': s['el2n_epochs'], 'seed': seed}
-  return cache_file(cache_dir, 'el2n', ds.name, key)
+  return store.cache_file(cache_dir, 'el2n', ds.name, key)
 
 
 def el2n_scores_cached(ds, config, s: dict) -> np.ndarray:
@@ -112,10 +112,8 @@ def el2n_scores_cached(ds, config, s: dict) -> np.ndarray:
   scores = difficulty.el2n_scores(model, image_shape, ds.x_train, ds.y_train,
                                   ds.num_classes, jax.random.key(seed),
                                   num_nets=s['el2n_nets'], epochs=s['el2n_epochs'])
-  os.makedirs(cache_dir, exist_ok=True)
-  tmp = path + '.tmp.npz'
-  np.savez(tmp, scores=scores)
-  os.replace(tmp, path)   # a run stopped while writing leaves no truncated cache file
+  # A run stopped while writing leaves no truncated cache file.
+  store.write_file_atomically(path, lambda f: np.savez(f, scores=scores))
   return scores
 
 

@@ -4,11 +4,11 @@
 with a leading teacher axis [T, ...]); this module reads them: ``num_teachers``,
 ``teacher`` (the variables of one), ``teacher_logits`` (one teacher on a batch, eval
 mode), ``evaluate_teachers`` (test accuracy of every teacher of a set, all at once
-through ``evaluate.over_seeds``) and ``make_teacher_fn`` (the mean logits of an
+through ``train.members.over_members``) and ``make_teacher_fn`` (the mean logits of an
 ensemble of teachers, the ``teacher_fn`` of the relabel protocol, ``jaxdd.sre.relabel``).
 Every teacher runs in eval mode: batch norm uses the running statistics, as SRe2L,
-UniDD/CFM and EDC run their teachers (METHODS.md §1 "SRe2L Relabel", §2 "EDC").
-``jaxdd.pretrain.teachers`` re-exports the first four names, ``jaxdd.sre.relabel`` the last.
+UniDD/CFM and EDC run their teachers (docs/methods.md §1 "SRe2L Relabel", §2 "EDC").
+``jaxdd.sre.relabel`` re-exports the last.
 """
 
 import functools
@@ -22,6 +22,7 @@ from jaxdd import evaluate
 from jaxdd import models as models_lib
 from jaxdd.pretrain import teachers as tch
 from jaxdd.errors import ConfigError
+from jaxdd.train import members
 
 # ----------------------------------------------------------------------------------
 # One set: its teachers, their logits, their test accuracy.
@@ -55,7 +56,7 @@ def teacher_logits(teachers: tch.Teachers, i: int, x) -> jax.Array:
 def _accuracy_all(variables, x, y, *, model, test_batch_size, seed_loop):
   accuracy = evaluate.make_accuracy_fn(model, evaluate.EvalConfig(
       test_batch_size=test_batch_size))
-  return evaluate.over_seeds(lambda v: accuracy(v, x, y), variables, seed_loop)
+  return members.over_members(lambda v: accuracy(v, x, y), variables, seed_loop)
 
 
 def evaluate_teachers(teachers: tch.Teachers, x_test, y_test, *,
@@ -98,7 +99,7 @@ def make_teacher_fn(teachers) -> jax.tree_util.Partial:
 
   Args:
     teachers: one teacher or a list of them (EDC averages the logits of its 8
-      backbones, METHODS.md §2 EDC). A teacher is a ``(model, variables)`` pair, or a
+      backbones, docs/methods.md §2 EDC). A teacher is a ``(model, variables)`` pair, or a
       set of same-architecture teachers with ``.model`` and ``.variables`` whose leaves
       have a leading teacher axis (``jaxdd.pretrain.teachers.Teachers``); every network of a
       set counts once in the mean.

@@ -3,17 +3,15 @@
 A stored set is a directory: an orbax ``StandardCheckpointer`` checkpoint of the
 variables pytree (numpy, leading teacher axis) under ``state/`` and ``meta.json``
 (config, data digests, per-teacher test accuracy). It is written to a temporary
-directory that is renamed into place, so an interrupted save leaves nothing behind.
+directory that is renamed into place (``store.write_dir_atomically``), so an interrupted
+save leaves nothing behind.
 ``load_or_train_teachers`` keys a set by digests of the train data + model + config
-(``cache_key``), as ``jaxdd.pretrain.expert_store`` does for expert trajectories, and trains, tests
-and stores it when no stored set matches. Every public name is re-exported by
-``jaxdd.pretrain.teachers``.
+(``cache_key``, ``store.cache_file``), as ``jaxdd.pretrain.expert_store`` does for expert
+trajectories, and trains, tests and stores it when no stored set matches.
 """
 
-import hashlib
 import json
 import os
-import shutil
 import types
 from collections.abc import Mapping, Sequence
 
@@ -24,10 +22,10 @@ import orbax.checkpoint as ocp
 from jaxdd import models as models_lib
 # Training is looked up on the module at call time (``tch.train_teachers``), so that a
 # patched ``jaxdd.pretrain.teachers.train_teachers`` (tests) is the one that runs.
+from jaxdd.pretrain import store
 from jaxdd.pretrain import teacher_eval
 from jaxdd.pretrain import teachers as tch
 from jaxdd.errors import ConfigError, DataError
-from jaxdd.pretrain.expert_store import digest, to_json
 
 _STATE_DIR = 'state'      # orbax checkpoint inside a stored set
 _META_FILE = 'meta.json'
@@ -45,29 +43,22 @@ def save_teachers(path: str, teachers: tch.Teachers) -> None:
   Layout: ``path/state`` (an orbax ``StandardCheckpointer`` checkpoint of the numpy
   variables pytree) and ``path/meta.json`` (``teachers.meta``, which must hold
   'config', 'num_classes' and 'image_shape' to rebuild the model). Everything is
-  written to ``path.tmp<pid>`` first and renamed to ``path`` at the end, so an
-  interrupted save leaves nothing at ``path``.
+  written to ``path.tmp<pid>`` first and renamed to ``path`` at the end
+  (``store.write_dir_atomically``), so an interrupted save leaves nothing at ``path``.
 
   Raises:
     FileExistsError: ``path`` exists.
   """
 
-  path = os.path.abspath(path)
-  if os.path.exists(path):
-    raise FileExistsError(f'teacher set {path!r} exists')
-  tmp = f'{path}.tmp{os.getpid()}'
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  try:
+  def write(tmp):
     state = jax.tree_util.tree_map(np.asarray, teachers.variables)
     with ocp.StandardCheckpointer() as ckptr:  # saves asynchronously; exit waits
       ckptr.save(os.path.join(tmp, _STATE_DIR), state)
       ckptr.wait_until_finished()
     with open(os.path.join(tmp, _META_FILE), 'w') as f:
-      f.write(to_json(teachers.meta or {}))
-    os.rename(tmp, path)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+      f.write(store.to_json(teachers.meta or {}))
+
+  store.write_dir_atomically(path, write)
 
 
 def load_teachers(path: str) -> tch.Teachers:
@@ -112,17 +103,17 @@ def cache_key(x_train, y_train, num_classes: int, cfg: tch.TeacherConfig) -> dic
   (``seed_loop`` only changes float rounding, ``test_batch_size`` nothing)."""
   config = {k: v for k, v in tch.config_dict(cfg).items()
             if k not in ('seed_loop', 'test_batch_size')}
-  return {'version': 1, 'x_shape': list(np.shape(x_train)), 'x_digest': digest(x_train),
-          'y_digest': digest(y_train), 'num_classes': int(num_classes),
-          'teachers': config}
+  return {'version': 1, 'x_shape': list(np.shape(x_train)),
+          'x_digest': store.digest(x_train), 'y_digest': store.digest(y_train),
+          'num_classes': int(num_classes), 'teachers': config}
 
 
 def teacher_set_path(cache_dir: str, x_train, y_train, num_classes: int,
                      cfg: tch.TeacherConfig) -> str:
-  """``cache_dir/teachers_<model>_<first 16 hex of SHA-256 of the cache key>``."""
+  """``cache_dir/teachers_<model>_<first 16 hex of SHA-256 of the cache key>``
+  (``store.cache_file``, a directory: no suffix)."""
   key = cache_key(x_train, y_train, num_classes, cfg)
-  key_hash = hashlib.sha256(to_json(key).encode()).hexdigest()[:16]
-  return os.path.join(cache_dir, f'teachers_{cfg.model.lower()}_{key_hash}')
+  return store.cache_file(cache_dir, 'teachers', cfg.model.lower(), key, suffix='')
 
 
 def load_or_train_teachers(cache_dir: str, x_train, y_train, x_test, y_test,
@@ -139,7 +130,7 @@ def load_or_train_teachers(cache_dir: str, x_train, y_train, x_test, y_test,
   tch.check_teacher_config(cfg)
   tch.check_teacher_data(x_test, y_test, num_classes, 'test')
   path = teacher_set_path(cache_dir, x_train, y_train, num_classes, cfg)
-  test_digest = digest(x_test) + digest(y_test)
+  test_digest = store.digest(x_test) + store.digest(y_test)
   if os.path.exists(path):
     print(f'teachers: loading {path}', flush=True)
     teachers = load_teachers(path)
@@ -172,11 +163,10 @@ def load_or_train_teacher_sets(cache_dir: str, x_train, y_train, x_test, y_test,
                                num_classes: int, cfgs: Sequence[tch.TeacherConfig], *,
                                verbose: bool = True) -> list[tch.Teachers]:
   """``load_or_train_teachers`` for each config in turn: EDC's several backbones
-  (METHODS.md §2 EDC "Teachers"). All configs are checked before anything trains."""
+  (docs/methods.md §2 EDC "Teachers"). All configs are checked before anything trains."""
   cfgs = list(cfgs)
   if not cfgs:
-    raise ConfigError(f'{tch.FIELD_PREFIX[:-1]} must list at least one TeacherConfig, '
-                      'got none')
+    raise ConfigError(f'{tch.SECTION} must list at least one TeacherConfig, got none')
   for cfg in cfgs:
     tch.check_teacher_config(cfg)
   return [load_or_train_teachers(cache_dir, x_train, y_train, x_test, y_test,

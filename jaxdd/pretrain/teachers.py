@@ -1,6 +1,6 @@
 """The squeeze stage: pretrained teachers for SRe2L / CFM (UniDD) / EDC; train, store, load.
 
-The squeeze-recover-relabel family (METHODS.md §1 "SRe2L", §2 "UniDD", "EDC")
+The squeeze-recover-relabel family (docs/methods.md §1 "SRe2L", §2 "UniDD", "EDC")
 synthesises images against networks *pretrained on the real data*: their batch-norm
 running statistics (SRe2L's recover loss), the statistics of their layer inputs over
 the train set (CFM, EDC; ``objectives.statistics``) and their logits (relabelling).
@@ -8,39 +8,42 @@ This module trains those teachers. The ``TeacherConfig`` defaults are CFM's CIFA
 squeeze (UniDD paper 001, appendix Table 2, the usual CIFAR recipe SRe2L's squeeze
 also uses): SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch 128, cosine schedule,
 200 epochs, RandomCrop(padding 4) + HorizontalFlip. EDC trains several backbones in
-turn (METHODS.md §2 EDC "Teachers"): ``load_or_train_teacher_sets`` takes a list of
+turn (docs/methods.md §2 EDC "Teachers"): ``load_or_train_teacher_sets`` takes a list of
 configs.
 
-Like ``jaxdd.pretrain.experts``: all teachers of one architecture train at once in one compiled
-program (``evaluate.over_seeds``), one jitted epoch (a ``lax.scan`` over its steps) per
-host iteration with a progress line and ETA. Storage and the cache (orbax + JSON,
-keyed by digests of the data + model + config) are ``jaxdd.pretrain.teacher_store``;
-reading trained sets (``num_teachers``, ``teacher``, ``teacher_logits``,
+Like ``jaxdd.pretrain.experts``: all teachers of one architecture train at once in one
+compiled program (``train.members.over_members``), one jitted epoch (a ``lax.scan`` over
+its steps of ``train.step.supervised_step``) per host iteration with a progress line and
+ETA; the shuffle, the optimizers and the keys are ``jaxdd.train``'s too, the crop/flip
+and the sets' metadata this module's. Storage and the cache (orbax + JSON, keyed by
+digests of the data + model + config) are ``jaxdd.pretrain.teacher_store``; reading
+trained sets (``num_teachers``, ``teacher``, ``teacher_logits``,
 ``evaluate_teachers``) is ``jaxdd.pretrain.teacher_eval``. Both import this module,
 never the other way round.
 
 Differences from the authors' PyTorch training, on purpose:
 
   * The last batch of an epoch wraps around to the start of the same epoch's
-    permutation (as ``evaluate.make_train_fn``), instead of PyTorch's smaller last
-    batch: shapes stay static, and with batch norm a masked short batch would change
-    the batch statistics. Every image is still seen at least once per epoch.
+    permutation (``train.batches.wrapped_batch``, as ``evaluate.make_train_fn``),
+    instead of PyTorch's smaller last batch: shapes stay static, and with batch norm a
+    masked short batch would change the batch statistics. Every image is still seen at
+    least once per epoch.
   * Random crop is a translation by U{-pad..pad} per axis with zero fill *in the
     preprocessed space* (``batch_augment.pad_crop``); torchvision pads raw pixels with 0
     (black) before normalising. Flip is applied after the crop (the same law).
   * The cosine schedule is PyTorch's ``CosineAnnealingLR(T_max=epochs)`` stepped once
-    per epoch: lr_e = lr·(1 + cos(π·e/E))/2, constant within epoch e.
+    per epoch: lr_e = lr·(1 + cos(π·e/E))/2, constant within epoch e
+    (``train.optim.cosine_factor``).
   * Weight decay (SGD) is coupled, PyTorch-style, and applies to every parameter,
     batch-norm scales and biases included (``SGD(model.parameters(), ...)``).
 
 Keys (the contract the tests check): teacher ``i`` uses ``k_i = fold_in(key(seed),
-i)``; ``init, data, aug = split(k_i, 3)``; epoch ``e`` shuffles with ``fold_in(data,
-e)``; its step ``j`` augments with ``fold_in(fold_in(aug, e), j)``. So teacher ``i``
-is the same network whether trained alone or with others.
+i)`` (``train.members.member_key``); ``init, data, aug = split(k_i, 3)``; epoch ``e``
+shuffles with ``fold_in(data, e)``; its step ``j`` augments with ``fold_in(fold_in(aug,
+e), j)``. So teacher ``i`` is the same network whether trained alone or with others.
 """
 
 import functools
-import math
 import time
 import types
 from collections.abc import Mapping
@@ -49,14 +52,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxdd.augment import batch as batch_augment
-from jaxdd import evaluate
+from jaxdd import config_fields as cf
 from jaxdd import models as models_lib
-from jaxdd.errors import ConfigError, DataError, is_int, is_num
+from jaxdd.augment import batch as batch_augment
+from jaxdd.errors import ConfigError, DataError, is_int
+from jaxdd.train import batches, members, optim
+from jaxdd.train import losses as losses_lib
+from jaxdd.train import step as step_lib
 
-FIELD_PREFIX = 'objective.teachers.'   # config errors name FIELD_PREFIX + field
+SECTION = 'objective.teachers'   # config errors name SECTION.<field>
 OPTIMIZERS = ('sgd', 'adamw')
 LR_SCHEDULES = ('cosine', 'constant')
 # The keyword arguments of ``models.get_model`` a teacher config may set.
@@ -84,7 +89,7 @@ class TeacherConfig(NamedTuple):
     flip: random horizontal flip with probability 1/2 (off for digits / MNIST).
     num_teachers: networks of this architecture trained at once.
     seed: base seed; teacher ``i`` uses ``fold_in(key(seed), i)``.
-    seed_loop: 'auto', 'map' or 'vmap', see ``evaluate.over_seeds``.
+    seed_loop: 'auto', 'map' or 'vmap', see ``train.members.over_members``.
     test_batch_size: test images scored per chunk.
   """
   model: str = 'convnet'
@@ -104,26 +109,25 @@ class TeacherConfig(NamedTuple):
   test_batch_size: int = 1000
 
 
-# field -> (accepted?, what is accepted)
-_CHECKS = {
+# field -> (accepted?, what is accepted), ``config_fields.check_fields``.
+CHECKS = {
     'model': (lambda v: isinstance(v, str) and v.lower() in models_lib.MODEL_NAMES,
               'one of ' + ', '.join(models_lib.MODEL_NAMES)),
     'model_kw': (lambda v: isinstance(v, Mapping) and set(v) <= set(MODEL_KWARGS),
                  'a mapping with keys among ' + ', '.join(MODEL_KWARGS)),
-    'epochs': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
-    'batch_size': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
-    'optimizer': (lambda v: v in OPTIMIZERS, 'one of ' + ', '.join(OPTIMIZERS)),
-    'lr': (lambda v: is_num(v) and v > 0, 'a number > 0'),
-    'momentum': (lambda v: is_num(v) and 0 <= v < 1, 'a number in [0, 1)'),
-    'weight_decay': (lambda v: is_num(v) and v >= 0, 'a number >= 0'),
-    'lr_schedule': (lambda v: v in LR_SCHEDULES, 'one of ' + ', '.join(LR_SCHEDULES)),
-    'crop_pad': (lambda v: is_int(v) and v >= 0, 'an integer >= 0'),
-    'flip': (lambda v: isinstance(v, (bool, np.bool_)), 'True or False'),
-    'num_teachers': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
-    'seed': (lambda v: is_int(v) and -2**31 <= v < 2**31, 'a 32-bit integer'),
-    'seed_loop': (lambda v: v in evaluate.SEED_LOOPS,
-                  'one of ' + ', '.join(evaluate.SEED_LOOPS)),
-    'test_batch_size': (lambda v: is_int(v) and v >= 1, 'an integer >= 1'),
+    'epochs': cf.positive_int(),
+    'batch_size': cf.positive_int(),
+    'optimizer': cf.one_of(OPTIMIZERS),
+    'lr': cf.positive_num(),
+    'momentum': cf.fraction(),
+    'weight_decay': cf.non_negative_num(),
+    'lr_schedule': cf.one_of(LR_SCHEDULES),
+    'crop_pad': cf.non_negative_int(),
+    'flip': cf.boolean(),
+    'num_teachers': cf.positive_int(),
+    'seed': cf.seed32(),
+    'seed_loop': cf.one_of(members.MEMBER_LOOPS),
+    'test_batch_size': cf.positive_int(),
 }
 
 
@@ -134,12 +138,8 @@ def check_teacher_config(cfg: TeacherConfig) -> None:
   ``make_teacher_model``.
   """
   if not isinstance(cfg, TeacherConfig):
-    raise ConfigError(f'{FIELD_PREFIX[:-1]} must be a TeacherConfig, got '
-                      f'{type(cfg).__name__}')
-  for name, (ok, accepted) in _CHECKS.items():
-    value = getattr(cfg, name)
-    if not ok(value):
-      raise ConfigError(f'{FIELD_PREFIX}{name} must be {accepted}, got {value!r}')
+    raise ConfigError(f'{SECTION} must be a TeacherConfig, got {type(cfg).__name__}')
+  cf.check_fields(cfg, CHECKS, SECTION)
 
 
 def make_teacher_model(cfg: TeacherConfig, num_classes: int, image_shape):
@@ -154,9 +154,9 @@ def make_teacher_model(cfg: TeacherConfig, num_classes: int, image_shape):
     model = models_lib.get_model(cfg.model, num_classes, image_shape=tuple(image_shape),
                                  **dict(cfg.model_kw))
   except ConfigError as e:
-    raise ConfigError(f'{FIELD_PREFIX}model_kw: {e}') from None
+    raise ConfigError(f'{SECTION}.model_kw: {e}') from None
   if cfg.crop_pad >= min(image_shape[0], image_shape[1]):
-    raise ConfigError(f'{FIELD_PREFIX}crop_pad must be smaller than the image side '
+    raise ConfigError(f'{SECTION}.crop_pad must be smaller than the image side '
                       f'{min(image_shape[:2])}, got {cfg.crop_pad}')
   return model
 
@@ -181,11 +181,6 @@ class Teachers(NamedTuple):
   meta: dict | None = None
 
 
-def teacher_key(seed: int, i) -> jax.Array:
-  """The key of teacher ``i`` (see the module docstring); traceable in ``i``."""
-  return jax.random.fold_in(jax.random.key(seed), i)
-
-
 # ----------------------------------------------------------------------------------
 # Training.
 # ----------------------------------------------------------------------------------
@@ -203,30 +198,22 @@ def augment_batch(key, x, crop_pad: int, flip: bool) -> jax.Array:
   return x
 
 
-def _optimizer(cfg: TeacherConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+def _optimizer(cfg: TeacherConfig, steps_per_epoch: int):
+  """SGD (coupled decay) or AdamW with the configured schedule."""
+  lr = cfg.lr
   if cfg.lr_schedule == 'cosine':
     # CosineAnnealingLR(T_max=epochs) stepped per epoch: constant within an epoch.
-    def schedule(count):
-      epoch = jnp.minimum(count // steps_per_epoch, cfg.epochs)
-      return cfg.lr * 0.5 * (1 + jnp.cos(jnp.pi * epoch / cfg.epochs))
-  else:
-    schedule = cfg.lr
-  if cfg.optimizer == 'adamw':
-    return optax.adamw(schedule, weight_decay=cfg.weight_decay)
-  # PyTorch's SGD adds weight_decay * param to the gradient before momentum.
-  return optax.chain(optax.add_decayed_weights(cfg.weight_decay),
-                     optax.sgd(schedule, momentum=cfg.momentum or None))
+    lr = optim.per_epoch(cfg.lr, steps_per_epoch,
+                         lambda epoch: optim.cosine_factor(epoch, cfg.epochs))
+  return optim.optimizer(cfg.optimizer, lr, momentum=cfg.momentum,
+                         weight_decay=cfg.weight_decay)
 
 
 def make_init_fn(model, image_shape, cfg: TeacherConfig, steps_per_epoch: int):
-  """Builds ``init(key) -> {'variables', 'opt'}`` of one teacher (init part of key)."""
+  """Builds ``init(key) -> TrainState`` of one teacher (init stream of key)."""
   tx = _optimizer(cfg, steps_per_epoch)
-
-  def init(key):
-    variables = models_lib.init_model(model, jax.random.split(key, 3)[0], image_shape)
-    return {'variables': variables, 'opt': tx.init(variables['params'])}
-
-  return init
+  return lambda key: step_lib.init_state(model, tx, members.streams(key).init,
+                                         image_shape)
 
 
 def make_epoch_fn(model, cfg: TeacherConfig, num_train: int):
@@ -239,7 +226,7 @@ def make_epoch_fn(model, cfg: TeacherConfig, num_train: int):
   (``models.layers.Norm``, PyTorch's momentum 0.1).
 
   Args (of the returned function):
-    state: {'variables', 'opt'} of one teacher.
+    state: the ``train.step.TrainState`` of one teacher.
     key: the teacher's key ``k_i``.
     epoch: int32 scalar (traced), folds into the data and augmentation keys.
     x: float32 [N, H, W, C]; y: int32 [N].
@@ -247,57 +234,49 @@ def make_epoch_fn(model, cfg: TeacherConfig, num_train: int):
   Returns:
     (state, mean training loss, training accuracy) over the augmented batches.
   """
-  batch = min(cfg.batch_size, num_train)
-  steps = math.ceil(num_train / batch)
+  batch, steps = batches.epoch_size(num_train, cfg.batch_size)
   tx = _optimizer(cfg, steps)
 
   def epoch_fn(state, key, epoch, x, y):
-    _, data_key, aug_key = jax.random.split(key, 3)
-    perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_train)
-    aug_key = jax.random.fold_in(aug_key, epoch)
+    keys = members.streams(key)
+    perm = batches.epoch_permutation(keys.data, epoch, num_train)
+    aug_key = jax.random.fold_in(keys.aug, epoch)
     num_classes = model.num_classes
 
     def step(state, j):
-      rows = perm[(j * batch + jnp.arange(batch)) % num_train]  # wraps: static shape
+      rows = batches.wrapped_batch(perm, j, batch)  # wraps: static shape
       xb, yb = x[rows], y[rows]
       xb = augment_batch(jax.random.fold_in(aug_key, j), xb, cfg.crop_pad, cfg.flip)
-      variables = state['variables']
+      targets = jax.nn.one_hot(yb, num_classes)
+      state, loss, logits = step_lib.supervised_step(
+          model, tx, state, xb, lambda z: losses_lib.label_loss(z, targets, 'ce'))
+      return state, (loss, jnp.mean(jnp.argmax(logits, -1) == yb))
 
-      def loss_fn(params):
-        logits, new_vars = models_lib.apply_model(
-            model, {**variables, 'params': params}, xb, train=True)
-        loss = evaluate.label_loss(logits, jax.nn.one_hot(yb, num_classes), 'ce')
-        return loss, (new_vars, logits)
-
-      (loss, (new_vars, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-          variables['params'])
-      updates, opt = tx.update(grads, state['opt'], variables['params'])
-      params = optax.apply_updates(variables['params'], updates)
-      acc = jnp.mean(jnp.argmax(logits, -1) == yb)
-      return {'variables': {**new_vars, 'params': params}, 'opt': opt}, (loss, acc)
-
-    state, (losses, accs) = jax.lax.scan(step, state, jnp.arange(steps))
-    return state, jnp.mean(losses), jnp.mean(accs)
+    state, (step_losses, accs) = jax.lax.scan(step, state, jnp.arange(steps))
+    return state, jnp.mean(step_losses), jnp.mean(accs)
 
   return epoch_fn
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'image_shape', 'cfg', 'n'))
 def _init_all(ids, seed, *, model, image_shape, cfg, n):
-  init_fn = make_init_fn(model, image_shape, cfg, math.ceil(n / min(cfg.batch_size, n)))
-  return evaluate.over_seeds(lambda i: init_fn(teacher_key(seed, i)), ids, cfg.seed_loop)
+  _, steps_per_epoch = batches.epoch_size(n, cfg.batch_size)
+  init_fn = make_init_fn(model, image_shape, cfg, steps_per_epoch)
+  return members.over_members(lambda i: init_fn(members.member_key(seed, i)), ids,
+                              cfg.seed_loop)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'cfg'), donate_argnums=(0,))
 def _epoch_all(states, ids, seed, epoch, x, y, *, model, cfg):
-  """One epoch of every teacher (``evaluate.over_seeds``): (states, loss [T], acc [T])."""
+  """One epoch of every teacher (``train.members.over_members``): (states, loss [T],
+  acc [T])."""
   epoch_fn = make_epoch_fn(model, cfg, x.shape[0])
 
   def one(state_and_id):
     state, i = state_and_id
-    return epoch_fn(state, teacher_key(seed, i), epoch, x, y)
+    return epoch_fn(state, members.member_key(seed, i), epoch, x, y)
 
-  return evaluate.over_seeds(one, (states, ids), cfg.seed_loop)
+  return members.over_members(one, (states, ids), cfg.seed_loop)
 
 
 def check_teacher_data(x, y, num_classes: int, what: str) -> None:
@@ -318,10 +297,11 @@ def train_teachers(x_train, y_train, num_classes: int, cfg: TeacherConfig, *,
                    first_teacher: int = 0, verbose: bool = True) -> Teachers:
   """Trains ``cfg.num_teachers`` networks of one architecture at once on the real data.
 
-  The squeeze stage of SRe2L (METHODS.md §1 SRe2L; CFM: paper 001 appendix Table 2):
+  The squeeze stage of SRe2L (docs/methods.md §1 SRe2L; CFM: paper 001 appendix Table 2):
   minimise E CE(f_θ(aug(x)), y) over the train set with the configured optimizer.
   One jitted epoch function, compiled once, advances all teachers
-  (``evaluate.over_seeds``) by one epoch; the host prints one progress line per epoch.
+  (``train.members.over_members``) by one epoch; the host prints one progress line per
+  epoch.
 
   Args:
     x_train: float32 [N, H, W, C] (preprocessed), y_train: int [N].
@@ -372,7 +352,7 @@ def train_teachers(x_train, y_train, num_classes: int, cfg: TeacherConfig, *,
       print(f'{label}: epoch {e + 1}/{cfg.epochs}, {seconds[-1]:.1f} s, loss '
             f'{np.mean(losses[-1]):.4f}, acc {np.mean(accs[-1]):.4f}, '
             f'ETA {per_epoch * (cfg.epochs - e - 1):.0f} s', flush=True)
-  variables = jax.tree_util.tree_map(np.asarray, states['variables'])
+  variables = jax.tree_util.tree_map(np.asarray, states.variables)
   meta = {
       'config': config_dict(cfg), 'first_teacher': int(first_teacher),
       'num_train': n, 'image_shape': list(image_shape), 'num_classes': int(num_classes),

@@ -1,5 +1,5 @@
 """EDC's recover losses (Shao et al., "Elucidating the Design Space of Dataset
-Condensation", NeurIPS 2024; METHODS.md §2 EDC), as pure functions.
+Condensation", NeurIPS 2024; docs/methods.md §2 EDC), as pure functions.
 
 * ``edc_match_loss``: soft category-aware matching of global and class-conditional
   statistics; ``class_moments`` computes the latter on a synthetic batch.

@@ -11,7 +11,7 @@ f = (1 − αλ)^{p,q}, FRePo f = (λ + β)⁻¹. The paper writes XᵀX unnorma
 ``normalize=True`` (the default) divides by n, as its Eq. 18 does, which rescales
 the filter parameters (β, α) by n.
 
-Curriculum Frequency Matching (CFM, §3; METHODS.md §2 "UniDD") applies the high-pass
+Curriculum Frequency Matching (CFM, §3; docs/methods.md §2 "UniDD") applies the high-pass
 FRePo filter to every layer's input-feature covariance with a β that decays on a
 cosine over the sequential synthetic batches; ``cfm_*`` below are its pieces as pure
 functions. The teacher side comes from ``statistics.accumulate_statistics``.
@@ -187,7 +187,7 @@ def cfm_batch_stats(feat: jax.Array, onehot: jax.Array | None = None,
     onehot: [N, K] labels (needed for signal='class').
     signal: 'class': Φ = X'ᵀY/N with X' [N, C] the spatial means (paper Eq. 18,
       ``hook.py`` signal='class'); 'mean': the channel mean μ [C] (``hook.py``'s
-      default signal='mean', METHODS.md).
+      default signal='mean', docs/methods.md).
 
   Returns:
     (Ψ [C, C], population covariance over N·H·W; signal [C, K] or [C]).

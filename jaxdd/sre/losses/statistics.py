@@ -1,6 +1,6 @@
 """Teacher statistics and the statistic-matching losses of SRe2L and EDC.
 
-The squeeze-recover-relabel family (SRe2L, UniDD/CFM, EDC; METHODS.md §1 "SRe2L", §2
+The squeeze-recover-relabel family (SRe2L, UniDD/CFM, EDC; docs/methods.md §1 "SRe2L", §2
 "UniDD", "EDC") synthesises images against a *pretrained* teacher: the per-channel
 statistics of the teacher's layer inputs on the synthetic batch must match those of the
 whole training set. This module has the pieces, as pure functions:
@@ -283,7 +283,7 @@ def sre2l_bn_loss(bn_inputs: Sequence[jax.Array], running: Sequence[tuple],
 
 def sre2l_loss(logits, labels, bn_inputs, running, *, r_bn: float = 0.01,
                first_multiplier: float = 10.0):
-  """SRe2L recover loss: mean CE(logits, labels) + r_bn · R_BN (METHODS.md §1 SRe2L).
+  """SRe2L recover loss: mean CE(logits, labels) + r_bn · R_BN (docs/methods.md §1 SRe2L).
 
   r_bn 0.01 is the CIFAR script's value (the argparse default is 0.05).
 

@@ -1,6 +1,6 @@
 """Sequential-batch synthesis against a pretrained teacher: SRe2L, UniDD/CFM and EDC.
 
-The "recover" stage of the squeeze-recover-relabel family (METHODS.md §1 "SRe2L", §2
+The "recover" stage of the squeeze-recover-relabel family (docs/methods.md §1 "SRe2L", §2
 "UniDD", "EDC"; papers 001 UniDD and 002 EDC) is not the generic distillation loop of
 ``jaxdd/distill.py``: the synthetic set is built in IPC sequential batches, each holding
 one image per class, and each batch is optimised on its own for ``iterations`` steps

@@ -21,7 +21,7 @@ CURRICULA = ('cosine', 'fixed')
 
 class RecoverConfig(NamedTuple):
   """Recover-stage settings. Field defaults are SRe2L's CIFAR values; use
-  ``default_config(method)`` for each method's authors' CIFAR values (METHODS.md).
+  ``default_config(method)`` for each method's authors' CIFAR values (docs/methods.md).
 
   Attributes:
     method: 'sre2l', 'cfm' or 'edc' (a key of ``jaxdd.sre.recover.METHODS``).
@@ -39,7 +39,7 @@ class RecoverConfig(NamedTuple):
     cfm_eta: CFM's η, weight of the matching terms (0.1).
     cfm_beta: CFM's β (0.1); curriculum 'cosine': β_k = β(1 + cos(πk/IPC))/2, 'fixed': β.
     kind: CFM filter, 'hfm' ((Σ + βI)⁻¹) or 'lfm' (Σ).
-    cfm_signal: 'mean' (μ, ``hook.py`` default, METHODS.md) or 'class' (Φ, paper Eq. 18).
+    cfm_signal: 'mean' (μ, ``hook.py`` default, docs/methods.md) or 'class' (Φ, paper Eq. 18).
     ema: CFM's EMU: the synthetic statistics are the mean over finished batches and
       the current one (Eq. 19, ``--ema``).
     edc_alpha: weight of EDC's global term (0.5); edc_form: 'paper' or 'code'
@@ -105,7 +105,7 @@ _AUTHOR_DEFAULTS = {
 
 
 def default_config(method: str, **overrides) -> RecoverConfig:
-  """The authors' CIFAR settings of ``method`` (METHODS.md), with ``overrides``."""
+  """The authors' CIFAR settings of ``method`` (docs/methods.md), with ``overrides``."""
   _check('method', method, METHOD_NAMES)
   return RecoverConfig(method=method, **{**_AUTHOR_DEFAULTS[method], **overrides})
 

@@ -1,6 +1,6 @@
 """The relabel evaluation protocol: a student learns from a teacher's soft labels, online.
 
-SRe2L, UniDD/CFM and EDC (METHODS.md §1 "SRe2L Relabel", §2 "UniDD Eval", "EDC Eval")
+SRe2L, UniDD/CFM and EDC (docs/methods.md §1 "SRe2L Relabel", §2 "UniDD Eval", "EDC Eval")
 do not train the evaluation network on the stored labels. Every training batch is
 augmented (crop, flip, then CutMix or Mixup over the batch), a frozen teacher scores the
 *augmented* batch in eval mode, and the student regresses on that output:
@@ -12,10 +12,11 @@ augmented (crop, flip, then CutMix or Mixup over the batch), a frozen teacher sc
     the mean logits of the teacher ensemble, plus 0.025 · CE(s, hard labels). The hard
     labels are the stored ones, not mixed by CutMix, as in EDC's code.
 
-The structure mirrors ``jaxdd.evaluate``: one training run is one ``lax.scan``, seeds run
-together through ``evaluate.over_seeds``, the test accuracy comes from
-``evaluate.make_accuracy_fn``. Learning-rate schedules change once per epoch, as the
-authors' ``LambdaLR`` / ``CosineAnnealingLR`` / ``MultiStepLR`` stepped after each epoch:
+The structure mirrors ``jaxdd.evaluate``: one training run is one ``lax.scan`` of
+``jaxdd.train``'s step, seeds run together through ``train.members.over_members``, the
+test accuracy comes from ``evaluate.make_accuracy_fn``. Learning-rate schedules change
+once per epoch, as the authors' ``LambdaLR`` / ``CosineAnnealingLR`` / ``MultiStepLR``
+stepped after each epoch:
 
   * 'cosine' (SRe2L): 0.5 (1 + cos(π e / E)).
   * 'quarter_cosine' (UniDD): 0.5 (1 + cos(π e / 2E)); reaches 0.5 at e = E.
@@ -51,19 +52,20 @@ Differences from the authors' code, on purpose:
     ``net.parameters()``; EDC's ``get_parameters`` may group them differently.
 
 The package: ``config`` (``RelabelConfig``, ``PRESETS``, ``check_relabel_config``, the
-lr schedule, ``eval_epochs``), ``train`` (losses, ``augment_batch``,
-``make_relabel_train_fn``, ``evaluate_relabel``). ``make_teacher_fn`` (the teachers'
+lr schedule, ``eval_epochs``), ``train`` (``relabel_loss``, ``augment_batch``,
+``make_relabel_train_fn``, ``evaluate_relabel``). The losses themselves are
+``jaxdd.train.losses.kl_loss`` and ``edc_loss``. ``make_teacher_fn`` (the teachers'
 mean logits) lives in ``jaxdd.pretrain.teacher_eval``. Everything public is re-exported here.
 """
 
 from jaxdd.sre.relabel.config import (CROPS, LOSSES, MIXES, OPTIMIZERS, PRESETS, READOUTS,
                                   SCHEDULES, RelabelConfig, check_relabel_config,
                                   epoch_factor, eval_epochs, lr_schedule)
-from jaxdd.sre.relabel.train import (augment_batch, edc_loss, evaluate_relabel, kl_loss,
-                                 make_relabel_train_fn, relabel_loss)
+from jaxdd.sre.relabel.train import (augment_batch, evaluate_relabel,
+                                     make_relabel_train_fn, relabel_loss)
 from jaxdd.pretrain.teacher_eval import make_teacher_fn
 
 __all__ = ['RelabelConfig', 'PRESETS', 'OPTIMIZERS', 'SCHEDULES', 'LOSSES', 'CROPS',
            'MIXES', 'READOUTS', 'check_relabel_config', 'epoch_factor', 'lr_schedule',
-           'eval_epochs', 'kl_loss', 'edc_loss', 'relabel_loss', 'augment_batch',
+           'eval_epochs', 'relabel_loss', 'augment_batch',
            'make_relabel_train_fn', 'evaluate_relabel', 'make_teacher_fn']

@@ -8,10 +8,10 @@ import math
 from typing import Any, Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxdd.errors import ConfigError, is_int, is_num
+from jaxdd.train import optim
 
 OPTIMIZERS = ('adamw', 'sgd')
 SCHEDULES = ('cosine', 'quarter_cosine', 'smoothed', 'multistep')
@@ -22,7 +22,7 @@ READOUTS = ('final', 'best_last_20')
 
 
 class RelabelConfig(NamedTuple):
-  """Settings of the relabel protocol (defaults: SRe2L's CIFAR relabel, METHODS.md §1).
+  """Settings of the relabel protocol (defaults: SRe2L's CIFAR relabel, docs/methods.md §1).
 
   Attributes:
     epochs: passes over the distilled set (SRe2L 400, UniDD/EDC CIFAR 1000).
@@ -153,18 +153,19 @@ def check_relabel_config(cfg: RelabelConfig) -> None:
 
 
 def epoch_factor(cfg: RelabelConfig, epoch) -> jax.Array:
-  """The lr multiplier of (0-based) ``epoch``, see the package docstring; any shape."""
-  e = jnp.asarray(epoch, jnp.float32)
+  """The lr multiplier of (0-based) ``epoch``, see the package docstring; any shape:
+  ``train.optim.multistep_factor``, or ``train.optim.cosine_factor`` with period E
+  ('cosine'), 2E ('quarter_cosine') or ζE ('smoothed')."""
   if cfg.schedule == 'multistep':
-    count = sum((e >= m).astype(jnp.float32) for m in cfg.milestones)
-    return jnp.float32(cfg.gamma) ** count * jnp.ones_like(e)
+    return optim.multistep_factor(epoch, cfg.milestones, cfg.gamma)
   stretch = {'cosine': 1.0, 'quarter_cosine': 2.0, 'smoothed': cfg.slowdown}[cfg.schedule]
-  return 0.5 * (1.0 + jnp.cos(jnp.pi * e / (stretch * cfg.epochs)))
+  return optim.cosine_factor(epoch, stretch * cfg.epochs)
 
 
 def lr_schedule(cfg: RelabelConfig, steps_per_epoch: int) -> Callable[[Any], jax.Array]:
-  """``step -> lr``: constant within an epoch, ``lr * epoch_factor(step // spe)``."""
-  return lambda step: cfg.lr * epoch_factor(cfg, jnp.asarray(step) // steps_per_epoch)
+  """``step -> lr``: constant within an epoch, ``lr * epoch_factor(step // spe)``
+  (``train.optim.per_epoch``)."""
+  return optim.per_epoch(cfg.lr, steps_per_epoch, lambda e: epoch_factor(cfg, e))
 
 
 

@@ -1,65 +1,46 @@
-"""Training and testing under the relabel protocol: the losses, the batch augmentation,
+"""Training and testing under the relabel protocol: the loss, the batch augmentation,
 one student's training run (``make_relabel_train_fn``) and ``evaluate_relabel``.
+
+The step, the batches, the optimizers, the losses and the weight EMA are
+``jaxdd.train``'s; this module adds the teacher's online labels and the chunks of
+training between test evaluations.
 
 See the ``jaxdd.sre.relabel`` package docstring for the protocol and how it differs from
 the authors' code.
 """
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxdd.augment import batch as ba
 from jaxdd import evaluate
-from jaxdd import models as models_lib
+from jaxdd.augment import batch as ba
 from jaxdd.errors import ConfigError, DataError, is_int
 from jaxdd.sre.relabel.config import (RelabelConfig, check_relabel_config, eval_epochs,
-                                  lr_schedule)
+                                      lr_schedule)
+from jaxdd.train import batches, members, optim
+from jaxdd.train import losses as losses_lib
+from jaxdd.train import step as step_lib
 
 
 # ----------------------------------------------------------------------------------
-# Optimizer, losses.
+# Optimizer, loss.
 # ----------------------------------------------------------------------------------
 
 
-def _optimizer(cfg: RelabelConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-  schedule = lr_schedule(cfg, steps_per_epoch)
-  if cfg.optimizer == 'adamw':
-    # optax's adamw: p -= lr (adam + wd p), identical to torch.optim.AdamW's
-    # p *= 1 - lr wd; p -= lr adam.
-    return optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=cfg.weight_decay)
-  return optax.chain(optax.add_decayed_weights(cfg.weight_decay),
-                     optax.sgd(schedule, momentum=cfg.momentum))
-
-
-def kl_loss(student_logits, teacher_logits, temperature: float) -> jax.Array:
-  """KL(softmax(t/T) ‖ softmax(s/T)) summed over [N, K], divided by N; no T² factor.
-
-  PyTorch's ``KLDivLoss(reduction='batchmean')(log_softmax(s/T), softmax(t/T))`` as in
-  SRe2L's ``relabel_cifar.py`` and UniDD's ``generate_soft_label_online.py``.
-  """
-  log_ps = jax.nn.log_softmax(student_logits / temperature, axis=-1)
-  log_pt = jax.nn.log_softmax(teacher_logits / temperature, axis=-1)
-  return jnp.sum(jnp.exp(log_pt) * (log_pt - log_ps)) / student_logits.shape[0]
-
-
-def edc_loss(student_logits, teacher_logits, hard_labels, ce_weight: float) -> jax.Array:
-  """EDC's ``mse_gt``: mean over [N, K] of (s − t)² + ce_weight · mean CE(s, labels)."""
-  mse = jnp.mean((student_logits - teacher_logits) ** 2)
-  log_ps = jax.nn.log_softmax(student_logits, axis=-1)
-  ce = -jnp.mean(jnp.take_along_axis(log_ps, hard_labels[:, None], axis=-1))
-  return mse + ce_weight * ce
+def _optimizer(cfg: RelabelConfig, steps_per_epoch: int):
+  # AdamW (decoupled decay, the authors' default) or SGD with coupled decay.
+  return optim.optimizer(cfg.optimizer, lr_schedule(cfg, steps_per_epoch),
+                         momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def relabel_loss(cfg: RelabelConfig, student_logits, teacher_logits, hard_labels):
   """The loss named by ``cfg.loss`` on one batch (scalar)."""
   if cfg.loss == 'kl':
-    return kl_loss(student_logits, teacher_logits, cfg.temperature)
-  return edc_loss(student_logits, teacher_logits, hard_labels, cfg.ce_weight)
+    return losses_lib.kl_loss(student_logits, teacher_logits, cfg.temperature)
+  return losses_lib.edc_loss(student_logits, teacher_logits, hard_labels, cfg.ce_weight)
 
 
 # ----------------------------------------------------------------------------------
@@ -95,11 +76,13 @@ def make_relabel_train_fn(student_model, image_shape, num_images: int, cfg: Rela
                           teacher_fn, eval_fn=None):
   """Builds ``train(key, images, hard_labels)`` for the relabel protocol.
 
-  One step: batch ``perm[(i·B + arange(B)) mod N]`` of the epoch's permutation, augment
-  (``augment_batch``), teacher logits on the augmented batch (no gradient), one optimizer
-  step on ``relabel_loss`` with the student in train mode, then the weight EMA. Keys:
-  ``init, data, aug = split(key, 3)``; epoch e permutes with ``fold_in(data, e)``, step
-  s augments with ``fold_in(aug, s)``.
+  One step: batch ``perm[(i·B + arange(B)) mod N]`` of the epoch's permutation
+  (``train.batches.step_rows``), augment (``augment_batch``), teacher logits on the
+  augmented batch (no gradient), one optimizer step on ``relabel_loss`` with the student
+  in train mode (``train.step.supervised_step``), then the weight EMA
+  (``train.optim.ema_update``). Keys: ``init, data, aug = split(key, 3)``
+  (``train.members.streams``); epoch e permutes with ``fold_in(data, e)``, step s
+  augments with ``fold_in(aug, s)``.
 
   Args:
     student_model: a Flax module (``jaxdd.models.get_model``).
@@ -118,44 +101,34 @@ def make_relabel_train_fn(student_model, image_shape, num_images: int, cfg: Rela
     past ``ema_start_epoch``. The training trajectory does not depend on ``eval_fn``.
   """
   check_relabel_config(cfg)
-  batch = min(cfg.batch_size, num_images)
-  spe = math.ceil(num_images / batch)
+  batch, spe = batches.epoch_size(num_images, cfg.batch_size)
   tx = _optimizer(cfg, spe)
   decay = cfg.ema_decay
   use_ema = decay > 0
 
   def train(key, images, hard_labels):
-    init_key, data_key, aug_key = jax.random.split(key, 3)
-    variables = models_lib.init_model(student_model, init_key, image_shape)
-    carry = (variables, tx.init(variables['params']),
-             variables['params'] if use_ema else ())
+    keys = members.streams(key)
+    state = step_lib.init_state(student_model, tx, keys.init, image_shape)
+    carry = (state, state.variables['params'] if use_ema else ())
 
     def step(carry, s):
-      variables, opt_state, ema = carry
-      epoch, within = jnp.divmod(s, spe)
-      perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_images)
-      idx = perm[(within * batch + jnp.arange(batch)) % num_images]
-      x = augment_batch(jax.random.fold_in(aug_key, s), images[idx], cfg)
+      state, ema = carry
+      idx = batches.step_rows(keys.data, s, num_images, batch, spe)
+      x = augment_batch(jax.random.fold_in(keys.aug, s), images[idx], cfg)
       teacher_logits = jax.lax.stop_gradient(teacher_fn(x))
-
-      def loss_fn(params):
-        logits, new_vars = models_lib.apply_model(
-            student_model, {**variables, 'params': params}, x, train=True)
-        return relabel_loss(cfg, logits, teacher_logits, hard_labels[idx]), new_vars
-
-      (loss, new_vars), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-          variables['params'])
-      updates, opt_state = tx.update(grads, opt_state, variables['params'])
-      params = optax.apply_updates(variables['params'], updates)
+      labels = hard_labels[idx]
+      state, loss, _ = step_lib.supervised_step(
+          student_model, tx, state, x,
+          lambda logits: relabel_loss(cfg, logits, teacher_logits, labels))
       if use_ema:
-        ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1 - decay) * p, ema, params)
-      return ({**new_vars, 'params': params}, opt_state, ema), loss
+        ema = optim.ema_update(ema, state.variables['params'], decay)
+      return (state, ema), loss
 
     def run(carry, first_step, num_steps):
       return jax.lax.scan(step, carry, first_step + jnp.arange(num_steps))
 
     def evaluated(carry, epoch):
-      variables, _, ema = carry
+      (variables, _), ema = carry
       if not use_ema:
         return variables
       swap = epoch >= cfg.ema_start_epoch
@@ -197,7 +170,7 @@ def _train_and_test(model, image_shape, cfg, seed_loop, keys, teacher_fn, images
     _, losses, scores = train(key, images, labels)
     return scores, losses[-1]
 
-  return evaluate.over_seeds(one_seed, keys, seed_loop)
+  return members.over_members(one_seed, keys, seed_loop)
 
 
 def evaluate_relabel(key, student_model, teacher_fn, images, labels, x_test, y_test,
@@ -213,9 +186,10 @@ def evaluate_relabel(key, student_model, teacher_fn, images, labels, x_test, y_t
     images: float32 [N, H, W, C], preprocessed like ``x_test``.
     labels: int [N] class ids (used by the 'edc' loss only).
     x_test, y_test: [M, H, W, C], int [M].
-    num_seeds: students trained in one compiled program (``evaluate.over_seeds``).
+    num_seeds: students trained in one compiled program
+      (``train.members.over_members``).
     cfg: the protocol's settings.
-    seed_loop: 'auto', 'vmap' or 'map', see ``evaluate.over_seeds``.
+    seed_loop: 'auto', 'vmap' or 'map', see ``train.members.over_members``.
 
   Returns:
     dict with ``accuracies`` (per seed, the ``cfg.readout`` number), ``accuracy_mean``,
@@ -235,7 +209,7 @@ def evaluate_relabel(key, student_model, teacher_fn, images, labels, x_test, y_t
   if not isinstance(teacher_fn, jax.tree_util.Partial):
     teacher_fn = jax.tree_util.Partial(teacher_fn)
   images = jnp.asarray(images, jnp.float32)
-  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_seeds))
+  keys = members.member_keys(key, num_seeds)
   scores, final_loss = _train_and_test(
       student_model, tuple(images.shape[1:]), cfg, seed_loop, keys, teacher_fn, images,
       jnp.asarray(labels, jnp.int32), jnp.asarray(x_test, jnp.float32),

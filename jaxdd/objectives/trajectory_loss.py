@@ -1,5 +1,5 @@
 """Trajectory matching: MTT (Cazenavette et al., CVPR 2022), DATM (Guo et al., ICLR 2024)
-and PAD's parameter masking (Li et al.; papers/003 §3.1, §3.3; METHODS.md §1 MTT, DATM,
+and PAD's parameter masking (Li et al.; papers/003 §3.1, §3.3; docs/methods.md §1 MTT, DATM,
 §2 PAD).
 
 One objective, three methods by options. Each step draws an expert e ~ U[0, E) and a
@@ -33,8 +33,9 @@ learned logits (``label_loss='soft_ce'``); sequential generation, the start wind
 upper end rising from ``max_start_epoch_initial`` to ``max_start_epoch`` by
 ``expansion_end_step`` (``start_window``); the skip rule (no update at all when the
 loss exceeds ``threshold``), reported as ``aux['skip_update']`` for the loop to honour;
-and the soft-label initialisation ``expert_label_init`` (``jaxdd.objectives.mtt``, which
-builds the objective from a config).
+and the soft-label initialisation ``expert_label_init``
+(``jaxdd.objectives.trajectory_matching``, the objective built from a config; this
+module is its loss).
 
 Where jaxdd differs from the authors' code:
   * syn_lr is used as it is, not clamped (the authors neither clamp nor
@@ -46,29 +47,28 @@ Where jaxdd differs from the authors' code:
 """
 
 import math
+from collections.abc import Mapping
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxdd.augment import dsa as dsa_lib
-from jaxdd import evaluate as eval_lib
-from jaxdd.errors import ConfigError, is_int, is_num
-from jaxdd.objectives import selection
+from jaxdd.train import losses as losses_lib
+from jaxdd.config_fields import (boolean, fraction, non_negative_int, non_negative_num,
+                                 one_of, positive_int, positive_num, read_section)
+from jaxdd.errors import ConfigError
 
 CHECKPOINTS = ('none', 'step', 'nested')
 PARAM_MASKS = ('none', 'depth', 'smallest_error')
 LABEL_LOSSES = ('ce', 'soft_ce')
-PAD_DEFAULTS = dict(initial_ratio=0.75, add_end_epoch=20, remove_epochs=(40, 60),
-                     remove_fractions=(0.1, 0.2))   # difficulty.pad_schedule's
 
 # A student: apply(theta [P], images [n, H, W, C]) -> logits [n, K].
 ApplyFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
-class MTTOptions(NamedTuple):
-  """The objective's settings (``config.objective`` fields; defaults: MTT's argparse).
+class MTTConfig(NamedTuple):
+  """The fields of ``config.objective`` for trajectory matching (MTT's argparse).
 
   ``max_start_epoch_initial`` and ``expansion_end_step`` are DATM's
   ``current_max_start_epoch`` and ``expansion_end_epoch`` (counted in distillation
@@ -78,7 +78,8 @@ class MTTOptions(NamedTuple):
   rematerialised (``unroll``): the same loss and meta-gradient (up to float summation
   order) for a per-sample student (instance norm), at 1/grad_chunks of one step's
   activation memory; a batch-norm student would normalise per sub-batch, so
-  ``jaxdd.objectives.mtt`` refuses it.
+  ``jaxdd.objectives.trajectory_matching`` refuses it. ``init_from_experts`` is DATM's
+  initialisation (``trajectory_matching.expert_label_init``), not used by the loss.
   """
   syn_steps: int = 20
   expert_epochs: int = 3
@@ -96,64 +97,56 @@ class MTTOptions(NamedTuple):
   mask_ratio: float = 0.0
   checkpoint: str = 'step'
   grad_chunks: int = 1
+  init_from_experts: bool = False
 
 
-def mtt_options(obj_cfg) -> MTTOptions:
-  """Reads and validates ``config.objective`` (a ConfigDict or dict) into MTTOptions.
+CHECKS = {'syn_steps': positive_int(), 'expert_epochs': positive_int(),
+          'max_start_epoch': positive_int(), 'min_start_epoch': non_negative_int(),
+          'max_start_epoch_initial': non_negative_int(),
+          'expansion_end_step': non_negative_int(), 'batch_syn': non_negative_int(),
+          'dsa': boolean(), 'lr_teacher': positive_num(),
+          'label_loss': one_of(LABEL_LOSSES),
+          'threshold': (non_negative_num()[0], 'a number >= 0 (0 = off)'),
+          'param_mask': one_of(PARAM_MASKS), 'mask_ratio': fraction(),
+          'checkpoint': one_of(CHECKPOINTS), 'grad_chunks': positive_int(),
+          'init_from_experts': boolean()}
+# The registry's name, the loop's batch_real, and the expert buffer's sections, read by
+# ``trajectory_matching``.
+SHARED_FIELDS = ('name', 'batch_real', 'experts', 'pad')
+
+
+def parse(section: Mapping | None) -> MTTConfig:
+  """``MTTConfig`` from ``config.objective`` (a ConfigDict or dict), checked.
 
   Raises:
     ConfigError: naming ``objective.<field>`` and the accepted values.
   """
-  get = obj_cfg.get
-  values = {f: get(f, d) for f, d in MTTOptions._field_defaults.items()}
-  opts = MTTOptions(**values)
-  for field in ('syn_steps', 'expert_epochs', 'max_start_epoch', 'grad_chunks'):
-    v = getattr(opts, field)
-    if not is_int(v) or v <= 0:
-      raise ConfigError(f'objective.{field} must be a positive integer, got {v!r}')
-  for field in ('min_start_epoch', 'expansion_end_step', 'batch_syn',
-                'max_start_epoch_initial'):
-    v = getattr(opts, field)
-    if not is_int(v) or v < 0:
-      raise ConfigError(f'objective.{field} must be an integer >= 0, got {v!r}')
-  if opts.min_start_epoch >= opts.max_start_epoch:
+  cfg = read_section(section, MTTConfig, 'objective', CHECKS, shared=SHARED_FIELDS)
+  if cfg.min_start_epoch >= cfg.max_start_epoch:
     raise ConfigError(f'objective.min_start_epoch must be < objective.max_start_epoch '
-                      f'({opts.max_start_epoch}), got {opts.min_start_epoch}')
-  if opts.expansion_end_step > 0 and not (
-      opts.min_start_epoch < opts.max_start_epoch_initial <= opts.max_start_epoch):
+                      f'({cfg.max_start_epoch}), got {cfg.min_start_epoch}')
+  if cfg.expansion_end_step > 0 and not (
+      cfg.min_start_epoch < cfg.max_start_epoch_initial <= cfg.max_start_epoch):
     raise ConfigError(
         'objective.max_start_epoch_initial must satisfy objective.min_start_epoch '
-        f'({opts.min_start_epoch}) < it <= objective.max_start_epoch '
-        f'({opts.max_start_epoch}) when objective.expansion_end_step > 0, got '
-        f'{opts.max_start_epoch_initial!r}')
-  if not isinstance(opts.dsa, (bool, np.bool_)):
-    raise ConfigError(f'objective.dsa must be True or False, got {opts.dsa!r}')
-  if opts.dsa:
+        f'({cfg.min_start_epoch}) < it <= objective.max_start_epoch '
+        f'({cfg.max_start_epoch}) when objective.expansion_end_step > 0, got '
+        f'{cfg.max_start_epoch_initial!r}')
+  if cfg.dsa:
     try:
-      dsa_lib.parse_strategy(opts.dsa_strategy)
+      dsa_lib.parse_strategy(cfg.dsa_strategy)
     except ConfigError as e:
       raise ConfigError(f'objective.{e}') from None
-  if not is_num(opts.lr_teacher) or not opts.lr_teacher > 0:
-    raise ConfigError(f'objective.lr_teacher must be a number > 0, got {opts.lr_teacher!r}')
-  if not is_num(opts.threshold) or opts.threshold < 0:
-    raise ConfigError(f'objective.threshold must be a number >= 0 (0 = off), '
-                      f'got {opts.threshold!r}')
-  for field, accepted in (('label_loss', LABEL_LOSSES), ('param_mask', PARAM_MASKS),
-                          ('checkpoint', CHECKPOINTS)):
-    if getattr(opts, field) not in accepted:
-      raise ConfigError(f'objective.{field} must be one of {", ".join(accepted)}, '
-                        f'got {getattr(opts, field)!r}')
-  selection.check_mask_ratio(opts.mask_ratio)
-  return opts
+  return cfg
 
 
-def check_buffer(trajectories_shape, opts: MTTOptions) -> None:
+def check_buffer(trajectories_shape, cfg: MTTConfig) -> None:
   """Raises ConfigError when the window cannot fit the buffer [E, T+1, P]."""
   last = trajectories_shape[1] - 1
-  if opts.max_start_epoch - 1 + opts.expert_epochs > last:
+  if cfg.max_start_epoch - 1 + cfg.expert_epochs > last:
     raise ConfigError(
-        f'objective.max_start_epoch ({opts.max_start_epoch}) - 1 + '
-        f'objective.expert_epochs ({opts.expert_epochs}) must be <= the experts\' '
+        f'objective.max_start_epoch ({cfg.max_start_epoch}) - 1 + '
+        f'objective.expert_epochs ({cfg.expert_epochs}) must be <= the experts\' '
         f'last epoch ({last})')
 
 
@@ -162,18 +155,18 @@ def check_buffer(trajectories_shape, opts: MTTOptions) -> None:
 # ----------------------------------------------------------------------------------
 
 
-def start_window(step, opts: MTTOptions):
+def start_window(step, cfg: MTTConfig):
   """[low, high) of the start epoch at distillation ``step`` (DATM sequential generation).
 
   high = min(initial + ⌊(max − initial)·step / expansion_end_step⌋, max) when
   ``expansion_end_step > 0`` (DATM.py's ``Upper_Bound``), else ``max_start_epoch``.
   Returns int32 scalars.
   """
-  low = jnp.int32(opts.min_start_epoch)
-  if opts.expansion_end_step <= 0:
-    return low, jnp.int32(opts.max_start_epoch)
-  init, top = opts.max_start_epoch_initial, opts.max_start_epoch
-  rise = ((top - init) * jnp.asarray(step, jnp.int32)) // opts.expansion_end_step
+  low = jnp.int32(cfg.min_start_epoch)
+  if cfg.expansion_end_step <= 0:
+    return low, jnp.int32(cfg.max_start_epoch)
+  init, top = cfg.max_start_epoch_initial, cfg.max_start_epoch
+  rise = ((top - init) * jnp.asarray(step, jnp.int32)) // cfg.expansion_end_step
   return low, jnp.minimum(init + rise, top).astype(jnp.int32)
 
 
@@ -206,7 +199,7 @@ def minibatch_schedule(key, n: int, batch: int, steps: int):
 
 
 def unroll(theta0, syn_lr, images, targets, idx, weight, aug_keys, apply_fn: ApplyFn,
-           opts: MTTOptions):
+           cfg: MTTConfig):
   """θ̂_N after ``len(idx)`` SGD steps from ``theta0`` (PAD Eq. 1), differentiable.
 
   Args:
@@ -214,7 +207,7 @@ def unroll(theta0, syn_lr, images, targets, idx, weight, aug_keys, apply_fn: App
     images: [N, H, W, C]; targets: [N, K] (one-hot, probabilities or DATM logits).
     idx, weight: [S, b] from ``minibatch_schedule``; aug_keys: [S] keys for DSA.
     apply_fn: the student, ``apply(theta, x) -> logits``.
-    opts: uses ``dsa``, ``dsa_strategy``, ``label_loss``, ``checkpoint``.
+    cfg: uses ``dsa``, ``dsa_strategy``, ``label_loss``, ``checkpoint``.
 
   ``checkpoint``: 'none' keeps every step's residuals (memory ∝ S × one step's
   activations); 'step' wraps each step in ``jax.checkpoint`` (keeps only the S
@@ -222,12 +215,12 @@ def unroll(theta0, syn_lr, images, targets, idx, weight, aug_keys, apply_fn: App
   ≈√S checkpointed segments of ≈√S checkpointed steps (keeps ≈2√S carries: 2√S·P +
   one step, for one more forward pass). With a ConvNet, P is small next to one step's
   activations, so 'step' and 'nested' differ little until S·P dominates; then
-  ``grad_chunks`` divides the "one step" term (MTTOptions).
+  ``grad_chunks`` divides the "one step" term (MTTConfig).
   """
-  kind = opts.label_loss
+  kind = cfg.label_loss
 
   def sample_losses(logits, y):   # per-sample label_loss, so padding can be weighted 0
-    return jax.vmap(lambda z, t: eval_lib.label_loss(z[None], t[None], kind))(logits, y)
+    return jax.vmap(lambda z, t: losses_lib.label_loss(z[None], t[None], kind))(logits, y)
 
   def batch_grad(theta, x, y, w):
     return jax.grad(lambda th: jnp.sum(w * sample_losses(apply_fn(th, x), y)))(theta)
@@ -236,7 +229,7 @@ def unroll(theta0, syn_lr, images, targets, idx, weight, aug_keys, apply_fn: App
     # The minibatch's gradient as the sum of ``grad_chunks`` sub-batch gradients (the
     # loss is a weighted sum over samples), each rematerialised: the meta-backward then
     # holds one sub-batch's activations at a time.
-    c = opts.grad_chunks
+    c = cfg.grad_chunks
     split = lambda a: a.reshape((c, a.shape[0] // c) + a.shape[1:])
 
     def add(g, chunk):
@@ -248,16 +241,16 @@ def unroll(theta0, syn_lr, images, targets, idx, weight, aug_keys, apply_fn: App
   def step(theta, xs):
     i, w, k = xs
     x, y = images[i], targets[i]
-    if opts.dsa:
-      x = dsa_lib.dsa(k, x, strategy=opts.dsa_strategy, siamese=False)
-    grad = (batch_grad if opts.grad_chunks == 1 else chunk_grad)(theta, x, y, w)
+    if cfg.dsa:
+      x = dsa_lib.dsa(k, x, strategy=cfg.dsa_strategy, siamese=False)
+    grad = (batch_grad if cfg.grad_chunks == 1 else chunk_grad)(theta, x, y, w)
     return theta - syn_lr * grad, None
 
   xs = (idx, weight, aug_keys)
-  if opts.checkpoint == 'none':
+  if cfg.checkpoint == 'none':
     return jax.lax.scan(step, theta0, xs)[0]
   step = jax.checkpoint(step, prevent_cse=False)   # inside scan CSE cannot bite
-  if opts.checkpoint == 'step':
+  if cfg.checkpoint == 'step':
     return jax.lax.scan(step, theta0, xs)[0]
 
   def segment(theta, seg_xs):
@@ -307,7 +300,7 @@ def matching_ratio(theta_n, start, target, param_mask: str = 'none',
   return jnp.sum(keep * err) / jnp.sum(keep * dist)
 
 
-def trajectory_loss(syn, key, trajectories, apply_fn: ApplyFn, step, opts: MTTOptions):
+def trajectory_loss(syn, key, trajectories, apply_fn: ApplyFn, step, cfg: MTTConfig):
   """The MTT/DATM/PAD loss of one distillation step (module doc), pure and jit-able.
 
   Args:
@@ -316,7 +309,7 @@ def trajectory_loss(syn, key, trajectories, apply_fn: ApplyFn, step, opts: MTTOp
     trajectories: [E, T+1, P] expert parameters, index 0 = initialisation.
     apply_fn: the student, ``apply(theta [P], x) -> logits``.
     step: the distillation step (DATM's start window).
-    opts: MTTOptions.
+    cfg: MTTConfig.
 
   Returns:
     (loss, aux) with aux = {'mtt': loss, 'start_epoch', 'syn_lr', 'skip_update'}
@@ -324,23 +317,23 @@ def trajectory_loss(syn, key, trajectories, apply_fn: ApplyFn, step, opts: MTTOp
   """
   expert_key, start_key, batch_key, aug_key = jax.random.split(key, 4)
   e = jax.random.randint(expert_key, (), 0, trajectories.shape[0])
-  low, high = start_window(step, opts)
+  low, high = start_window(step, cfg)
   t = jax.random.randint(start_key, (), low, high)
   traj = jax.lax.stop_gradient(trajectories)
-  start, target = traj[e, t], traj[e, t + opts.expert_epochs]
+  start, target = traj[e, t], traj[e, t + cfg.expert_epochs]
   n = syn.images.shape[0]
-  batch = n if opts.batch_syn <= 0 else min(opts.batch_syn, n)
-  if batch % opts.grad_chunks:   # shapes are static: raised while tracing
+  batch = n if cfg.batch_syn <= 0 else min(cfg.batch_syn, n)
+  if batch % cfg.grad_chunks:   # shapes are static: raised while tracing
     raise ConfigError(
-        f'objective.grad_chunks ({opts.grad_chunks}) must divide the student batch '
+        f'objective.grad_chunks ({cfg.grad_chunks}) must divide the student batch '
         f'({batch}: objective.batch_syn, or all {n} synthetic images when it is 0)')
-  idx, weight = minibatch_schedule(batch_key, n, batch, opts.syn_steps)
-  aug_keys = jax.random.split(aug_key, opts.syn_steps)
+  idx, weight = minibatch_schedule(batch_key, n, batch, cfg.syn_steps)
+  aug_keys = jax.random.split(aug_key, cfg.syn_steps)
   syn_lr = syn.extras['syn_lr']
   theta_n = unroll(start, syn_lr, syn.images, syn.labels, idx, weight.astype(start.dtype),
-                   aug_keys, apply_fn, opts)
-  value = matching_ratio(theta_n, start, target, opts.param_mask, opts.mask_ratio)
-  skip = (opts.threshold > 0) & (value > opts.threshold)
+                   aug_keys, apply_fn, cfg)
+  value = matching_ratio(theta_n, start, target, cfg.param_mask, cfg.mask_ratio)
+  skip = (cfg.threshold > 0) & (value > cfg.threshold)
   aux = {'mtt': value, 'start_epoch': t.astype(jnp.float32),
          'syn_lr': jnp.asarray(syn_lr, jnp.float32), 'skip_update': skip.astype(jnp.float32)}
   return value, aux

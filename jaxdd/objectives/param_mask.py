@@ -17,35 +17,54 @@ PAD does not publish this code; the entry-level masks are jaxdd's reading of it,
 to match the trajectory-matching mask exactly.
 
 Config: ``objective.param_mask`` ('none' or 'depth') and ``objective.mask_ratio`` α in
-[0, 1), the fields trajectory matching uses.
+[0, 1), the fields trajectory matching uses. DM's and DC's config NamedTuples declare
+both fields and take their checks from ``CHECKS``.
 """
+
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
-from jaxdd.errors import ConfigError, is_num
+from jaxdd.config_fields import fraction, one_of, plain, read_section
 
 PARAM_MASKS = ('none', 'depth')
 
 
-def mask_ratio(obj_cfg) -> float | None:
+class ParamMaskConfig(NamedTuple):
+  """The two fields of ``config.objective`` that turn PAD's mask on (DM, DC).
+
+  Attributes:
+    param_mask: 'none' (off) or 'depth' (drop the shallowest entries).
+    mask_ratio: α in [0, 1), the dropped fraction of the depth-ordered entries.
+  """
+  param_mask: str = 'none'
+  mask_ratio: float = 0.0
+
+
+CHECKS = {'param_mask': one_of(PARAM_MASKS), 'mask_ratio': fraction()}
+
+
+def parse(section: Mapping | None) -> ParamMaskConfig:
+  """The mask's two fields of ``config.objective``, checked; the section's other
+  fields belong to the objective that holds them and are left to it."""
+  values = plain(section) if section is not None else {}
+  return read_section(values, ParamMaskConfig, 'objective', CHECKS,
+                      shared=set(values) - set(ParamMaskConfig._fields))
+
+
+def depth_ratio(cfg) -> float | None:
+  """α of a config with ``param_mask`` and ``mask_ratio`` fields, or None when off."""
+  return float(cfg.mask_ratio) if cfg.param_mask == 'depth' else None
+
+
+def mask_ratio(section: Mapping | None) -> float | None:
   """α of ``objective.{param_mask, mask_ratio}``, or None when selection is off.
 
   Raises:
     ConfigError: naming the field and the accepted values.
   """
-  kind = obj_cfg.get('param_mask', 'none')
-  ratio = obj_cfg.get('mask_ratio', 0.0)
-  if kind not in PARAM_MASKS:
-    raise ConfigError(f'objective.param_mask must be one of {", ".join(PARAM_MASKS)} '
-                      f'for objective {obj_cfg.get("name")!r}, got {kind!r}')
-  check_mask_ratio(ratio)
-  return float(ratio) if kind == 'depth' else None
-
-
-def check_mask_ratio(ratio) -> None:
-  """``objective.mask_ratio`` must be a number in [0, 1) (DM, DC and MTT alike)."""
-  if not is_num(ratio) or not 0 <= ratio < 1:
-    raise ConfigError(f'objective.mask_ratio must be a number in [0, 1), got {ratio!r}')
+  return depth_ratio(parse(section))
 
 
 def feature_mask(layer_sizes, ratio: float) -> np.ndarray:
