@@ -78,7 +78,14 @@ def base_config(*, data: str, ipc: int) -> ml_collections.ConfigDict:
   # of each class by EL2N difficulty; off by default.
   c.real_filter = ml_collections.ConfigDict(dict(
       drop='none', ratio=0.0, el2n_nets=3, el2n_epochs=2, cache_dir=''))
+  c.mesh = mesh_config()
   return c
+
+
+def mesh_config() -> ml_collections.ConfigDict:
+  """``config.mesh`` (``jaxdd.sharding.MeshConfig``): devices along ``members``
+  (independent networks) and ``data`` (a batch); -1 = the rest."""
+  return ml_collections.ConfigDict(dict(members=-1, data=1))
 
 
 def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
-from jax.sharding import NamedSharding, PartitionSpec as P
+from etils import epath
 
 from jaxdd import clipping
 from jaxdd import data as data_lib
@@ -35,7 +35,7 @@ from jaxdd.config_fields import (boolean, non_negative_int, one_of, positive_int
 from jaxdd.pretrain import real_filter
 from jaxdd.errors import ConfigError, is_int, is_num
 from jaxdd.interfaces import RealBatch
-from jaxdd.outputs import save_grid_png, write_json
+from jaxdd.outputs import as_path, save_grid_png, write_json, write_npz
 
 OPTIMIZERS = ('sgd', 'adam', 'lamb')
 
@@ -126,16 +126,20 @@ def make_tx(config) -> optax.GradientTransformation:
 # ----------------------------------------------------------------------------------
 
 
-def make_step(param, objective, ctx, tx, batch_real: int, mesh):
-  """Builds the pure ``step(state, base_key, x_train, index) -> (state, metrics)``."""
-  batch_sharding = NamedSharding(mesh, P(None, 'data'))
+def make_step(param, objective, ctx, tx, batch_real: int):
+  """Builds the pure ``step(state, base_key, x_train, index) -> (state, metrics)``.
+
+  Traced on a mesh (``sharding.traced_on``), the real batch's images are split over
+  every device (``ROWS``, along each class's ``n``); the objectives split their own
+  work the same way (docs/design.md, "Sharding").
+  """
 
   def step(state, base_key, x_train, index):
     key = jax.random.fold_in(base_key, state['step'])
     sample_key, loss_key = jax.random.split(key)
     state_key = jax.random.fold_in(key, 1)   # fold_in keeps the first two keys unchanged
     idx = data_lib.sample_class_balanced(sample_key, index, batch_real)   # [K, n]
-    images = jax.lax.with_sharding_constraint(x_train[idx], batch_sharding)
+    images = sharding_lib.shard_rows(x_train[idx], axis=1)
     labels = jnp.broadcast_to(jnp.arange(idx.shape[0])[:, None], idx.shape)
     real = RealBatch(images, labels)
 
@@ -198,6 +202,7 @@ def check_config(config) -> None:
       raise ConfigError(f'{field} must be one of {", ".join(models_lib.MODEL_NAMES)}, '
                         f'got {name!r}')
   parse_model_selection(config)
+  sharding_lib.parse_mesh(config.get('mesh'))
   real_filter.settings(config)
   make_tx(config)
   eval_lib.check_eval_config(eval_config(config))
@@ -272,6 +277,7 @@ def make_model_selection_score(config, ds, param):
   key = jax.random.key(config.seed + 2)
 
   def score(params) -> float:
+    params = jax.tree_util.tree_map(sharding_lib.to_host, params)
     syn = param.decode(params['syn'])._replace(extras=params['extras'])
     res = eval_lib.evaluate_synset(key, model, syn.images, syn.labels, x_sel, y_sel,
                                    num_seeds=select.seeds,
@@ -310,14 +316,22 @@ def _first_non_finite(metrics: dict) -> str | None:
   return None
 
 
-def _truncate_metrics(path: str, last_step: int) -> None:
-  """Drops metric lines of steps after the restored checkpoint (they will be redone)."""
-  if not os.path.exists(path):
+def _truncate_metrics(path: epath.PathLike, last_step: int) -> None:
+  """Drops metric lines of steps after the restored checkpoint (they will be redone),
+  and a last line cut short by a killed run."""
+  path = epath.Path(path)
+  if not path.exists():
     return
-  with open(path) as f:
-    lines = [l for l in f if l.strip() and json.loads(l)['step'] <= last_step]
-  with open(path, 'w') as f:
-    f.writelines(lines)
+
+  def keep(line: str) -> bool:
+    try:
+      return json.loads(line)['step'] <= last_step
+    except (ValueError, KeyError, TypeError):
+      return False
+
+  lines = [l if l.endswith('\n') else l + '\n'
+           for l in path.read_text().splitlines(keepends=True) if keep(l)]
+  path.write_text(''.join(lines))
 
 
 class Setup(NamedTuple):
@@ -334,8 +348,9 @@ class Setup(NamedTuple):
   mesh: Any
 
 
-def setup(config) -> Setup:
-  """Validates the config and data, builds the method and the initial state."""
+def setup(config, mesh=None) -> Setup:
+  """Validates the config and data, builds the method and the initial state on
+  ``mesh`` (default: the config's ``mesh`` section over every device)."""
   check_config(config)
   # ---- Data: loaded and validated on the host, then placed on the device once.
   ds = data_lib.load_from_config(config)
@@ -349,9 +364,8 @@ def setup(config) -> Setup:
   if keep is not None:
     data_lib.check_ipc(pool, math.ceil(config.ipc))
   image_shape = tuple(ds.x_train.shape[1:])
-  mesh = sharding_lib.make_mesh()
-  sharding_lib.check_divisible(config.objective.batch_real, mesh, 'objective.batch_real')
-  replicated = NamedSharding(mesh, P())
+  mesh = sharding_lib.make_mesh(config.get('mesh')) if mesh is None else mesh
+  replicated = sharding_lib.replicated(mesh)
 
   # ---- Method: parameterization x objective.
   param = registry.get_parameterization(config, ds.num_classes, image_shape, ds)
@@ -372,12 +386,21 @@ def setup(config) -> Setup:
   params = {'syn': syn_params, 'extras': objective.init_extras(ctx, config)}
   state = {'params': params, 'opt_state': tx.init(params),
            'objective': objective.init_state(state_key, ctx), 'step': jnp.int32(0)}
-  state = jax.device_put(state, replicated)
-  x_train = jax.device_put(jnp.asarray(pool.x_train), replicated)
-  index = jax.device_put(data_lib.build_class_index(pool.y_train, ds.num_classes),
-                         replicated)
-  step_fn = jax.jit(make_step(param, objective, ctx, tx, config.objective.batch_real, mesh),
-                    donate_argnums=(0,))
+  # The state and the training set are split by rows where they divide evenly (the
+  # training set is padded to make it so; its padding is never sampled).
+  state_sharding = sharding_lib.row_sharding(mesh, state)
+  state = sharding_lib.place_tree(state, state_sharding)
+  x_train = sharding_lib.pad_rows(np.asarray(pool.x_train, np.float32), mesh.size)
+  x_train = sharding_lib.place(x_train, sharding_lib.row_sharding(mesh, x_train))
+  index = data_lib.build_class_index(pool.y_train, ds.num_classes)
+  index = sharding_lib.place_tree(index, jax.tree_util.tree_map(lambda _: replicated,
+                                                                index))
+  base_key = sharding_lib.place(base_key, replicated)
+  step = make_step(param, objective, ctx, tx, config.objective.batch_real)
+  step_fn = jax.jit(sharding_lib.traced_on(mesh, step),
+                    in_shardings=(state_sharding, replicated, x_train.sharding,
+                                  replicated),
+                    out_shardings=(state_sharding, replicated), donate_argnums=(0,))
   return Setup(ds, param, objective, ctx, state, step_fn, base_key, x_train, index, mesh)
 
 
@@ -386,15 +409,20 @@ def setup(config) -> Setup:
 # ----------------------------------------------------------------------------------
 
 
-def checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
-  """The run's checkpoints, ``workdir/checkpoints``: the last two kept, synchronous."""
+def checkpoint_manager(workdir: epath.PathLike) -> ocp.CheckpointManager:
+  """The run's checkpoints, ``workdir/checkpoints``: the last two kept, synchronous.
+
+  Every process of a multi-process run calls it, and saves and restores through it
+  (orbax writes each process's shards and synchronises them). ``workdir`` may be a URL
+  (``gs://...``): it reaches orbax as an ``epath.Path``, unchanged.
+  """
   return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints')),
+      as_path(workdir) / 'checkpoints',
       options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
                                            enable_async_checkpointing=False))
 
 
-def resume(ckpt, state, selected, mesh, metrics_path: str):
+def resume(ckpt, state, selected, metrics_path: epath.PathLike):
   """(state, selected) of the latest checkpoint, or as given when there is none.
 
   The metric lines of the steps after the checkpoint are dropped: they will be redone.
@@ -404,7 +432,6 @@ def resume(ckpt, state, selected, mesh, metrics_path: str):
   abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct,
                                     _bundle(state, selected))
   restored = ckpt.restore(ckpt.latest_step(), args=ocp.args.StandardRestore(abstract))
-  restored = jax.device_put(restored, NamedSharding(mesh, P()))
   if selected is not None:
     selected = restored.pop('selected')
   state = restored
@@ -466,7 +493,7 @@ def compile_ahead(run: Setup, state, t_loop: float):
   return step_fn
 
 
-def check_finite(metrics: dict, done: int, ckpt, workdir: str) -> None:
+def check_finite(metrics: dict, done: int, ckpt, workdir: epath.PathLike) -> None:
   """Raises NonFiniteLossError naming the step, the term and the last checkpoint."""
   bad = _first_non_finite(metrics)
   if bad is None:
@@ -478,8 +505,8 @@ def check_finite(metrics: dict, done: int, ckpt, workdir: str) -> None:
       f'non-finite {bad} ({metrics[bad]}) at step {done}; stopped, {kept}')
 
 
-def distill_loop(config, run: Setup, state, selected, score, ckpt, workdir: str,
-                 metrics_path: str, t_loop: float):
+def distill_loop(config, run: Setup, state, selected, score, ckpt,
+                 workdir: epath.PathLike, metrics_path: epath.PathLike, t_loop: float):
   """Steps from the state's step to ``config.steps``: metrics, model selection,
   checkpoints and progress lines. Returns (state, selected)."""
   steps, first = config.steps, int(state['step'])
@@ -487,7 +514,8 @@ def distill_loop(config, run: Setup, state, selected, score, ckpt, workdir: str,
   select_every = parse_model_selection(config).every if score is not None else 0
   step_fn = compile_ahead(run, state, t_loop) if first < steps else run.step_fn
   progress = Progress(steps, config.log_every, first)
-  with open(metrics_path, 'a') if is_main else open(os.devnull, 'w') as mlog:
+  # metrics.jsonl: process 0's; the others write their (identical) lines nowhere.
+  with epath.Path(metrics_path).open('a') if is_main else open(os.devnull, 'w') as mlog:
     for s in range(first, steps):
       state, metrics = step_fn(state, run.base_key, run.x_train, run.index)
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -511,10 +539,11 @@ def distill_loop(config, run: Setup, state, selected, score, ckpt, workdir: str,
 # ----------------------------------------------------------------------------------
 
 
-def finish(config, workdir: str, run: Setup, params, selected, distill_seconds: float,
-           t_start: float, evaluate: bool) -> dict:
+def finish(config, workdir: epath.PathLike, run: Setup, params, selected,
+           distill_seconds: float, t_start: float, evaluate: bool) -> dict:
   """Exports and evaluates the set of ``params``; writes and returns the results."""
   is_main = jax.process_index() == 0
+  params = jax.tree_util.tree_map(sharding_lib.to_host, params)   # from every process
   syn = run.param.decode(params['syn'])._replace(extras=params['extras'])
   budget = run.param.budget(params['syn'])
   results = {'data': config.data, 'ipc': config.ipc, 'budget_floats': int(budget.floats),
@@ -535,7 +564,7 @@ def finish(config, workdir: str, run: Setup, params, selected, distill_seconds: 
     results.update(evaluate_distilled(config, run.ds, syn))
   results['seconds'] = round(time.time() - t_start, 2)
   if is_main:
-    write_json(os.path.join(workdir, 'results.json'), results)
+    write_json(epath.Path(workdir) / 'results.json', results)
     if evaluate:
       print(f'distilled: {100 * results["accuracy_mean"]:.2f} ± '
             f'{100 * results["accuracy_std"]:.2f} %   random subset: '
@@ -545,20 +574,32 @@ def finish(config, workdir: str, run: Setup, params, selected, distill_seconds: 
   return results
 
 
-def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
-  """Runs (or resumes) one distillation described by ``config``; writes ``workdir``.
+def train_and_evaluate(config, workdir: epath.PathLike, *, evaluate: bool = True
+                       ) -> dict:
+  """Runs (or resumes) one distillation described by ``config``; writes ``workdir``
+  (a local directory or a URL such as ``gs://bucket/run``).
 
+  In a multi-process run every process calls it with the same arguments; process 0
+  writes the outputs, all of them the checkpoints.
   Returns the results dict also written to ``workdir/results.json``.
   """
   t_start = time.time()
-  run = setup(config)
-  os.makedirs(workdir, exist_ok=True)
+  check_config(config)
+  mesh = sharding_lib.make_mesh(config.get('mesh'))
+  with jax.set_mesh(mesh):   # experts, evaluation and model selection read it
+    return _train_and_evaluate(config, workdir, mesh, evaluate, t_start)
+
+
+def _train_and_evaluate(config, workdir, mesh, evaluate: bool, t_start: float):
+  run = setup(config, mesh)
+  workdir = as_path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
   ckpt = checkpoint_manager(workdir)
-  metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  metrics_path = workdir / 'metrics.jsonl'
   # Model selection: the best set so far, starting from the initial one.
   score = make_model_selection_score(config, run.ds, run.param)
   selected = None if score is None else _selected_copy(run.state['params'], -1.0, 0)
-  state, selected = resume(ckpt, run.state, selected, run.mesh, metrics_path)
+  state, selected = resume(ckpt, run.state, selected, metrics_path)
   t_loop = time.time()   # distill_seconds counts the compilation
   state, selected = distill_loop(config, run, state, selected, score, ckpt, workdir,
                                  metrics_path, t_loop)
@@ -575,9 +616,10 @@ def train_and_evaluate(config, workdir: str, *, evaluate: bool = True) -> dict:
 # ----------------------------------------------------------------------------------
 
 
-def export_distilled(workdir, config, ds, syn, params, results) -> None:
+def export_distilled(workdir: epath.PathLike, config, ds, syn, params, results) -> None:
   """Writes ``distilled.npz`` (images, labels, raw parameters), ``distilled.png`` and,
-  for a poster, ``poster.png``."""
+  for a poster, ``poster.png`` (process 0 only: ``finish``)."""
+  workdir = epath.Path(workdir)
   images = np.asarray(syn.images)
   labels = np.asarray(syn.labels)
   arrays = {'images': images, 'labels': labels}
@@ -591,9 +633,9 @@ def export_distilled(workdir, config, ds, syn, params, results) -> None:
     if np.ndim(v) == 0:
       meta[k] = float(v)
   arrays['meta_json'] = np.asarray(json.dumps(meta))
-  np.savez(os.path.join(workdir, 'distilled.npz'), **arrays)
+  write_npz(workdir / 'distilled.npz', **arrays)
   pixels = data_lib.denormalize(ds, images)
-  save_grid_png(os.path.join(workdir, 'distilled.png'), pixels,
+  save_grid_png(workdir / 'distilled.png', pixels,
                 np.argmax(labels, axis=-1), ds.num_classes)
   poster = params['syn'].get('poster')
   if poster is not None:   # PoDD: the poster itself, beside the grid of its patches
@@ -602,7 +644,7 @@ def export_distilled(workdir, config, ds, syn, params, results) -> None:
       poster = data_lib.denormalize(ds, poster)
     else:   # a ZCA is defined on image-sized inputs only: show the poster min-max scaled
       poster = (poster - poster.min()) / max(float(np.ptp(poster)), 1e-12)
-    save_grid_png(os.path.join(workdir, 'poster.png'), poster[None], np.zeros(1, int), 1,
+    save_grid_png(workdir / 'poster.png', poster[None], np.zeros(1, int), 1,
                   min_cell=256)   # a digits poster is 11x29 pixels: enlarge it to look at
 
 

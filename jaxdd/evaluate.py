@@ -40,6 +40,7 @@ from absl import flags
 from jaxdd.augment import dsa as dsa_lib
 from jaxdd import data as data_lib
 from jaxdd import models as models_lib
+from jaxdd import sharding
 from jaxdd.errors import ConfigError, DataError
 from jaxdd.train import batches, members, optim
 from jaxdd.train import losses as losses_lib
@@ -211,7 +212,9 @@ def evaluate_synset(key, model, images, labels, x_test, y_test, *, num_seeds: in
   accs, final_loss = _train_and_test(
       model, tuple(images.shape[1:]), cfg, seed_loop, keys, images, targets,
       jnp.asarray(x_test, jnp.float32), jnp.asarray(y_test, jnp.int32))
-  accs = np.asarray(accs, np.float64)
+  # to_host: on several processes the seeds are spread over all of them.
+  accs = np.asarray(sharding.to_host(accs), np.float64)
+  final_loss = sharding.to_host(final_loss)
   return {
       'accuracies': [float(a) for a in accs],
       'accuracy_mean': float(accs.mean()),

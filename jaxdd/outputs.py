@@ -1,19 +1,42 @@
-"""Files a run leaves for people: PNG grids and JSON."""
+"""Files a run leaves for people: PNG grids and JSON; where they go (``as_path``).
+
+A workdir may be a local directory or a URL (``gs://bucket/run``): paths are
+``etils.epath.Path``, never ``os.path`` strings, which would turn ``gs://b/x`` into
+``./gs:/b/x``.
+"""
 
 import json
 import math
-import os
 
 import numpy as np
+from etils import epath
 from PIL import Image
 
 
-def write_json(path: str, obj) -> None:
+def as_path(path: epath.PathLike) -> epath.Path:
+  """``path`` as an ``epath.Path``: a URL unchanged, a relative local path made
+  absolute (orbax and the writers below get one spelling whatever the cwd)."""
+  path = epath.Path(path)
+  # A URL is absolute; epath's absolute() would prefix the cwd to it.
+  return path if path.is_absolute() else path.absolute()
+
+
+def write_json(path: epath.PathLike, obj) -> None:
   """Writes ``obj`` atomically (a killed run never leaves half a file)."""
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=2)
-  os.replace(tmp, path)
+  path = epath.Path(path)
+  tmp = path.with_name(path.name + '.tmp')
+  tmp.write_text(json.dumps(obj, indent=2))
+  tmp.replace(path)
+
+
+def write_npz(path: epath.PathLike, **arrays) -> None:
+  """``np.savez`` to ``path`` atomically (a temporary file renamed into place): a
+  killed run never leaves a truncated ``distilled.npz`` that a rerun would reuse."""
+  path = epath.Path(path)
+  tmp = path.with_name(path.name + '.tmp')
+  with tmp.open('wb') as f:   # a file object: np.savez would append '.npz' to a name
+    np.savez(f, **arrays)
+  tmp.replace(path)
 
 
 def grid_image(pixels: np.ndarray, classes: np.ndarray, num_classes: int,
@@ -46,6 +69,9 @@ def grid_image(pixels: np.ndarray, classes: np.ndarray, num_classes: int,
   return (out * 255 + 0.5).astype(np.uint8)
 
 
-def save_grid_png(path: str, pixels, classes, num_classes: int, min_cell: int = 32) -> None:
-  Image.fromarray(grid_image(pixels, np.asarray(classes), num_classes,
-                             min_cell=min_cell)).save(path)
+def save_grid_png(path: epath.PathLike, pixels, classes, num_classes: int,
+                  min_cell: int = 32) -> None:
+  image = Image.fromarray(grid_image(pixels, np.asarray(classes), num_classes,
+                                     min_cell=min_cell))
+  with epath.Path(path).open('wb') as f:
+    image.save(f, format='PNG')

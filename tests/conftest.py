@@ -20,7 +20,7 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 # MNIST config tests with -n 2 on 2 cores). A plain ``pytest`` keeps XLA's threads.
 if os.environ.get('PYTEST_XDIST_WORKER'):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_cpu_multi_thread_eigen'
-                             '=false intra_op_parallelism_threads=1').strip()
+                             '=false').strip()
 
 import numpy as np
 import pytest
@@ -65,8 +65,8 @@ def interrupt_and_resume(monkeypatch, config, workdir: str, fail_at_call: int = 
   import jaxdd.distill as distill   # pylint: disable=g-import-not-at-top (jax stays lazy)
   real_setup = distill.setup
 
-  def interrupted_setup(cfg):
-    run = real_setup(cfg)
+  def interrupted_setup(cfg, mesh=None):
+    run = real_setup(cfg, mesh)
     calls = {'n': 0}
 
     class InterruptedStep:

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -78,44 +77,6 @@ def test_resume_after_interruption_gives_identical_images(tiny_npz, tmp_path, mo
   steps = [json.loads(l)['step'] for l in
            (tmp_path / 'b' / 'metrics.jsonl').read_text().splitlines()]
   assert steps == list(range(1, 9))     # the lines after step 3 were redone, not doubled
-
-
-_DEVICE_SCRIPT = textwrap.dedent('''
-    import sys, numpy as np, jax
-    sys.path.insert(0, {tests!r})
-    from conftest import load_config
-    from jaxdd import distill
-    config = load_config('quickstart', 'runlocal')
-    config.data = {data!r}
-    config.ipc = 2
-    config.objective.batch_real = 8
-    config.steps = 3
-    run = distill.setup(config)
-    state = run.state
-    for _ in range(3):
-      state, _ = run.step_fn(state, run.base_key, run.x_train, run.index)
-    np.save({out!r}, np.asarray(state['params']['syn']['images']))
-    print(len(jax.devices()))
-''')
-
-
-def test_eight_simulated_devices_match_one(tiny_npz, tmp_path):
-  outs = {}
-  for n in (1, 8):
-    out = str(tmp_path / f'images_{n}.npy')
-    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={n}',
-               JAX_PLATFORMS='cpu')
-    proc = subprocess.run(
-        [sys.executable, '-c', _DEVICE_SCRIPT.format(
-            tests=os.path.join(REPO, 'tests'), data=tiny_npz, out=out)],
-        env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == str(n)
-    outs[n] = np.load(out)
-  # The 8-way sum of the sharded losses adds in another order than one device: CI saw
-  # 2.6e-6 on images of magnitude ~1 after 3 steps. A sharding error (a missing or
-  # doubled mean across devices) moves the images by the step size, orders above 1e-5.
-  np.testing.assert_allclose(outs[1], outs[8], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize('overrides, error, message', [

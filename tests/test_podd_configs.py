@@ -11,6 +11,8 @@ import math
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -235,3 +237,40 @@ def test_docstrings_state_the_command_and_the_papers_numbers(name, numbers, jaxd
   assert jaxdd_status in doc   # what jaxdd measured with it, or that it has not yet
   for number in numbers:
     assert number in doc
+
+
+_CUB_ON_DEVICES = '''
+import sys, json
+sys.path.insert(0, {tests!r})
+import jax, numpy as np, tensorflow_datasets as tfds
+from jaxdd import distill, sharding
+from conftest import load_config
+from test_podd_configs import mock_images_dataset, random_cub_like
+config = load_config('podd_cub', 'runlocal')
+images, labels = random_cub_like(200, 200)
+steps = {{}}
+for n in (2, 4, 8):   # the meshes a run on n devices builds, in one 8-device process
+  mesh = sharding.make_mesh(config.mesh, devices=jax.devices()[:n])
+  with tfds.testing.mock_data(as_dataset_fn=mock_images_dataset(images, labels)), \\
+       jax.set_mesh(mesh):
+    run = distill.setup(config, mesh)
+    state = run.state
+    for _ in range(config.steps):
+      state, metrics = run.step_fn(state, run.base_key, run.x_train, run.index)
+  assert np.isfinite(float(metrics['loss']))
+  steps[n] = int(state['step'])
+print(json.dumps(steps))
+'''
+
+
+def test_podd_cub_runlocal_starts_on_2_4_and_8_devices(tmp_path):
+  """1 device: the end-to-end test above. Its real batch (one image per class) and
+  synthetic minibatch (16 patches) split over any device count (docs/design.md)."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             XLA_FLAGS='--xla_force_host_platform_device_count=8 '
+                       '--xla_cpu_multi_thread_eigen=false')
+  script = _CUB_ON_DEVICES.format(tests=os.path.join(REPO, 'tests'))
+  proc = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True,
+                        text=True, timeout=600, cwd=REPO)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert json.loads(proc.stdout.strip().splitlines()[-1]) == {'2': 2, '4': 2, '8': 2}

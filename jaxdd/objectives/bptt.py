@@ -60,6 +60,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxdd import sharding
 from jaxdd.augment import dsa as dsa_lib
 from jaxdd.train import optim
 from jaxdd.train import losses as losses_lib
@@ -211,6 +212,7 @@ def make_inner_step(model, rest, tx, images, targets, cfg: BPTTConfig):
   def step(carry, key):
     params, opt_state = carry
     x, y = syn_batch(key, images, targets, cfg)
+    x = sharding.shard_rows(x)   # the inner minibatch over the devices
 
     def ce(p):
       logits, _ = models_lib.apply_model(model, {**rest, 'params': p}, x, train=True)

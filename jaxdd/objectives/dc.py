@@ -56,6 +56,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxdd import sharding
 from jaxdd.augment import dsa as dsa_lib
 from jaxdd.train import batches, optim
 from jaxdd.train import losses as losses_lib
@@ -263,7 +264,7 @@ def dc_loss(cfg: DcConfig, syn, real, key, ctx, step, state):
 
   g_real = jax.lax.stop_gradient(
       jax.lax.map(lambda xy: grad_of(*xy), (real_images, real_targets)))
-  g_syn = jax.vmap(grad_of)(syn_images, syn_targets)
+  g_syn = jax.vmap(grad_of)(sharding.shard_rows(syn_images), syn_targets)   # classes
   ratio = param_mask.depth_ratio(cfg)   # PAD's FIEM under DC, None = off
   masks = None if ratio is None else models_lib.depth_mask(params, ratio)
   value = jnp.sum(jax.vmap(lambda r, s: gradient_distance(r, s, masks))(g_real, g_syn))

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxdd import sharding
 from jaxdd.augment import dsa as dsa_lib
 from jaxdd import models as models_lib
 from jaxdd.config_fields import boolean, read_section
@@ -118,7 +119,8 @@ def dm_loss(cfg: DmConfig, syn, real, key, ctx, step, state):
   # 7.7 s per CIFAR-10 step). The small synthetic side is vmapped.
   mean_real = jax.lax.stop_gradient(
       jnp.stack([embed(real_images[c]) for c in range(num_classes)]))
-  mean_syn = jax.vmap(embed)(syn_images)
+  # Classes over the devices (the real batch is already split along each class's n).
+  mean_syn = jax.vmap(embed)(sharding.shard_rows(syn_images))
   value = jnp.sum((mean_real - mean_syn) ** 2)
   return value, {'dm': value}
 

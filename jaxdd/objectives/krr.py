@@ -36,7 +36,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxdd.train import optim
+from jaxdd import sharding
+from jaxdd.train import members, optim
 from jaxdd.train import losses as losses_lib
 from jaxdd.train import step as step_lib
 from jaxdd import models as models_lib
@@ -254,6 +255,7 @@ def kip_loss(cfg: KipConfig, syn, real, key, ctx, step, state):
   del step, state
   num_classes = syn.labels.shape[-1]
   x_t = real.images.reshape((-1,) + real.images.shape[2:]).astype(jnp.float32)
+  x_t = sharding.shard_rows(x_t)   # K_ts's rows over the devices
   y_t = centred_one_hot(real.labels.reshape(-1), num_classes)
   x_s = syn.images.astype(jnp.float32)
   y_s = syn_label_targets(syn.labels, cfg.syn_labels)
@@ -366,7 +368,7 @@ def frepo_loss(cfg: FrepoConfig, syn, real, key, ctx, step, state):
   x_t = real.images.reshape((-1,) + real.images.shape[2:])
   y_t = centred_one_hot(real.labels.reshape(-1), num_classes)
   y_s = syn_label_targets(syn.labels, cfg.syn_labels)
-  f_t = frepo_features(model, variables, x_t)
+  f_t = frepo_features(model, variables, sharding.shard_rows(x_t))   # kernel rows
   f_s = frepo_features(model, variables, syn.images)
   krr, acc = krr_loss(f_t @ f_s.T, f_s @ f_s.T, y_s, y_t, cfg.reg)
   margin = label_margin(y_s)
@@ -412,7 +414,13 @@ def frepo_update_state(cfg: FrepoConfig, syn, real, key, ctx, step, state):
   update = lambda v, o, a, k: frepo_member_update(cfg, v, o, a, k, syn.images, targets,
                                                   ctx)
   if cfg.pool_update == 'all':
-    variables, opt_state, age = jax.vmap(update)(*pool, member_keys)
+    # The pool's members over the mesh's ``members`` axis, vmapped within a device;
+    # ``manual``: the members share the images, and XLA then folds them into the
+    # convolutions' feature groups, which its partitioner does not split (every device
+    # trained every member: 2.3 vs 0.7 MFLOP per device on 8 vs 1 devices).
+    variables, opt_state, age = members.over_members(lambda a: update(*a),
+                                                     (*pool, member_keys), 'vmap',
+                                                     manual=True)
   else:
     m = state['member']
     one = jax.tree_util.tree_map(lambda x: x[m], pool)

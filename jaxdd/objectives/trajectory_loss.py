@@ -53,6 +53,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxdd import sharding
 from jaxdd.augment import dsa as dsa_lib
 from jaxdd.train import losses as losses_lib
 from jaxdd.config_fields import (boolean, fraction, non_negative_int, non_negative_num,
@@ -240,7 +241,7 @@ def unroll(theta0, syn_lr, images, targets, idx, weight, aug_keys, apply_fn: App
 
   def step(theta, xs):
     i, w, k = xs
-    x, y = images[i], targets[i]
+    x, y = sharding.shard_rows(images[i]), targets[i]   # the minibatch over devices
     if cfg.dsa:
       x = dsa_lib.dsa(k, x, strategy=cfg.dsa_strategy, siamese=False)
     grad = (batch_grad if cfg.grad_chunks == 1 else chunk_grad)(theta, x, y, w)

@@ -56,6 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdd import sharding
 from jaxdd.config_fields import boolean, one_of, read_section
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import Budget, Parameterization, SynData
@@ -145,7 +146,8 @@ def extract_patches(poster, ys, xs, size) -> jnp.ndarray:
   h, w = size
   c = poster.shape[-1]
   crop = lambda y, x: jax.lax.dynamic_slice(poster, (y, x, 0), (h, w, c))
-  return jax.vmap(crop)(jnp.asarray(ys, jnp.int32), jnp.asarray(xs, jnp.int32))
+  patches = jax.vmap(crop)(jnp.asarray(ys, jnp.int32), jnp.asarray(xs, jnp.int32))
+  return sharding.shard_rows(patches)   # by patch; the gradient all-reduced into one poster
 
 
 def _blend_1d(tiles, starts, total, axis):

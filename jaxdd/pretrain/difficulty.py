@@ -32,6 +32,7 @@ import numpy as np
 
 from jaxdd.pretrain import experts as experts_lib
 from jaxdd import models as models_lib
+from jaxdd import sharding
 from jaxdd.errors import ConfigError, DataError, is_int, is_num
 
 _FIELD = 'objective.pad.'
@@ -87,7 +88,7 @@ def el2n_of_buffer(model, buffer: experts_lib.Buffer, x, y, num_classes: int, *,
 
     return jnp.mean(jax.lax.map(one_net, flats), axis=0)
 
-  return np.asarray(score(flats, xs, ys), np.float64)[:n]
+  return np.asarray(sharding.to_host(score(flats, xs, ys)), np.float64)[:n]
 
 
 def el2n_scores(model, image_shape, x, y, num_classes: int, key, *, num_nets: int = 3,

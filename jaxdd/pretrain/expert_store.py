@@ -5,21 +5,22 @@ trajectories [E, epochs + 1, P] and two JSON strings, the depth-ordered paramete
 and the training metadata. ``load_or_train`` keys the file by everything that
 determines the buffer (``cache_key``: data digests, model, expert config, data
 schedule), so a second distillation with the same settings reuses it. Digests, the
-file name and the atomic write are ``jaxdd.pretrain.store``'s.
+file name, the atomic write and the multi-process rule (one process writes, all
+read; ``store.cached``) are ``jaxdd.pretrain.store``'s.
 """
 
 import json
 import math
-import os
 
 import numpy as np
+from etils import epath
 
 from jaxdd.errors import DataError
 from jaxdd.pretrain import experts
 from jaxdd.pretrain import store
 
 
-def save_buffer(path: str, buffer: experts.Buffer) -> None:
+def save_buffer(path: epath.PathLike, buffer: experts.Buffer) -> None:
   """Writes ``buffer`` to one .npz atomically (``store.write_file_atomically``).
 
   Arrays: ``trajectories`` float32 [E, epochs + 1, P], ``spec_json`` and
@@ -35,7 +36,7 @@ def save_buffer(path: str, buffer: experts.Buffer) -> None:
   store.write_file_atomically(path, write)
 
 
-def load_buffer(path: str, model, image_shape) -> experts.Buffer:
+def load_buffer(path: epath.PathLike, model, image_shape) -> experts.Buffer:
   """Reads a buffer written by ``save_buffer``; checks it fits ``model``.
 
   Raises:
@@ -43,7 +44,7 @@ def load_buffer(path: str, model, image_shape) -> experts.Buffer:
       model's (another architecture or image size).
   """
   try:
-    with np.load(path, allow_pickle=False) as f:
+    with epath.Path(path).open('rb') as fp, np.load(fp, allow_pickle=False) as f:
       traj = np.asarray(f['trajectories'], np.float32)
       spec = [(p, tuple(s), o) for p, s, o in json.loads(str(f['spec_json']))]
       meta = json.loads(str(f['meta_json']))
@@ -87,7 +88,7 @@ def load_or_train(cache_dir: str, model, image_shape, ds_name: str, x_train, y_t
   key = cache_key(ds_name, x_train, y_train, num_classes, model_config, model, cfg,
                   schedule_name)
   path = store.cache_file(cache_dir, 'experts', ds_name, key)
-  if os.path.exists(path):
+  if store.cached(path):
     print(f'experts: loading cached buffer {path}', flush=True)
     return load_buffer(path, model, image_shape)
   print(f'experts: no cache at {path}; training {cfg.num_experts} experts', flush=True)
@@ -95,5 +96,5 @@ def load_or_train(cache_dir: str, model, image_shape, ds_name: str, x_train, y_t
                          schedule=schedule)
   buffer = buffer._replace(meta={**buffer.meta, 'cache_key': key})
   save_buffer(path, buffer)
-  print(f'experts: saved {path}', flush=True)
+  store.log(f'experts: saved {path}')
   return buffer

@@ -50,6 +50,7 @@ import numpy as np
 
 from jaxdd import config_fields as cf
 from jaxdd import models as models_lib
+from jaxdd import sharding
 from jaxdd.augment import dsa as dsa_lib
 from jaxdd.errors import ConfigError, DataError, is_int
 from jaxdd.train import batches, members, optim
@@ -337,11 +338,16 @@ def train_experts(model, image_shape, x_train, y_train, num_classes: int,
     t0 = time.time()
     args, count = epoch_args(e)
     start, states, flat, loss, acc = _epoch_all(states, ids, *args, **static)
+    if sharding.context_axis_size(sharding.ROWS) > 1:
+      # On a mesh the states come back in the layout XLA chose, not the host arrays
+      # the program was compiled for: as host arrays, every epoch reuses that program.
+      states = jax.tree_util.tree_map(sharding.to_host, states)
+    # to_host: on several processes the experts are spread over all of them.
     if e == 0:
-      traj[:, 0] = np.asarray(start)
-    traj[:, e + 1] = np.asarray(flat)  # blocks until the epoch is done
-    losses.append(np.asarray(loss).tolist())
-    accs.append(np.asarray(acc).tolist())
+      traj[:, 0] = sharding.to_host(start)
+    traj[:, e + 1] = sharding.to_host(flat)  # blocks until the epoch is done
+    losses.append(sharding.to_host(loss).tolist())
+    accs.append(sharding.to_host(acc).tolist())
     sizes.append(count)
     seconds.append(time.time() - t0)
     if verbose:

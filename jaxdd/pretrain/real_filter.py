@@ -27,6 +27,7 @@ import os
 
 import jax
 import numpy as np
+from etils import epath
 
 from jaxdd import models as models_lib
 from jaxdd.errors import ConfigError, is_int, is_num
@@ -99,8 +100,8 @@ def el2n_scores_cached(ds, config, s: dict) -> np.ndarray:
   cache_dir = os.path.expanduser(s['cache_dir'] or DEFAULT_CACHE)
   seed = int(config.get('seed', 0))
   path = _cache_path(cache_dir, ds, dict(config.model), s, seed)
-  if os.path.exists(path):
-    with np.load(path) as f:
+  if store.cached(path):
+    with epath.Path(path).open('rb') as fp, np.load(fp) as f:
       scores = f['scores']
     if scores.shape == (len(ds.y_train),):
       print(f'real_filter: loading cached EL2N scores {path}', flush=True)

@@ -6,17 +6,26 @@ Expert buffers (``expert_store``), teacher sets (``teacher_store``) and EL2N sco
 (a *cache key*: a JSON-able dict of data digests, model and config), and written so that
 an interrupted run leaves nothing at the final path: a file or directory is written
 under a temporary name and renamed into place.
+
+Multi-process runs train a cache once, not once per process. Every process decides
+with ``cached`` (the same answer everywhere: the file is there for all of them), then
+either all load it or all train (the training's compiled programs span every process);
+the atomic writers write on process 0 only and end at a barrier, so no process reads
+a cache before it is complete. Cache directories may be URLs (``gs://...``): paths go
+through ``etils.epath``.
 """
 
 import hashlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable
 from typing import BinaryIO
 
+import jax
 import numpy as np
+from etils import epath
+from jax.experimental import multihost_utils
 
 
 def digest(a) -> str:
@@ -46,38 +55,83 @@ def cache_file(cache_dir: str, prefix: str, name: str, key: dict,
   return os.path.join(cache_dir, f'{prefix}_{slug}_{key_hash(key)}{suffix}')
 
 
-def write_file_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
-  """``write(f)`` into ``path.tmp<pid>``, then ``os.replace`` it to ``path``.
+def cached(path: epath.PathLike) -> bool:
+  """Whether the cache at ``path`` exists for every process (a directory shared by
+  all, or a copy on each host). One process without it makes every process train: a
+  process cannot train alone, the training spans all of them."""
+  here = epath.Path(path).exists()
+  if jax.process_count() == 1:
+    return here
+  return bool(np.all(multihost_utils.process_allgather(np.int32(here))))
+
+
+def log(message: str) -> None:
+  """A line about a cache's file, printed by the process that writes it (process 0)."""
+  if jax.process_index() == 0:
+    print(message, flush=True)
+
+
+def _on_process_zero(path: epath.PathLike, write: Callable[[], None]) -> None:
+  """``write()`` on process 0 only; then every process waits until it is done (a
+  barrier named after the cache file, the same on every host), so that none reads
+  ``path`` early. An exception on process 0 is raised there after the barrier."""
+  if jax.process_count() == 1:
+    write()
+    return
+  try:
+    if jax.process_index() == 0:
+      write()
+  finally:
+    multihost_utils.sync_global_devices(f'jaxdd.store:{epath.Path(path).name}')
+
+
+def write_file_atomically(path: epath.PathLike, write: Callable[[BinaryIO], None]
+                          ) -> None:
+  """``write(f)`` into ``path.tmp<pid>``, then rename it to ``path`` (process 0 of a
+  multi-process run; the others wait for it, see ``_on_process_zero``).
 
   Creates the parent directory. An interrupted write (any exception, or
   KeyboardInterrupt) removes the temporary file and leaves ``path`` as it was.
   """
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f'{path}.tmp{os.getpid()}'
-  try:
-    with open(tmp, 'wb') as f:
-      write(f)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  path = epath.Path(path)
+
+  def write_once():
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'{path.name}.tmp{os.getpid()}')
+    try:
+      with tmp.open('wb') as f:
+        write(f)
+      tmp.replace(path)
+    finally:
+      tmp.unlink(missing_ok=True)
+
+  _on_process_zero(path, write_once)
 
 
-def write_dir_atomically(path: str, write: Callable[[str], None]) -> None:
+def write_dir_atomically(path: epath.PathLike, write: Callable[[epath.Path], None]
+                         ) -> None:
   """``write(tmp_dir)`` into the fresh directory ``path.tmp<pid>``, then rename it to
-  ``path``; an interrupted write removes it and leaves nothing at ``path``.
+  ``path``; an interrupted write removes it and leaves nothing at ``path``. Process 0
+  of a multi-process run writes, the others wait for it (``_on_process_zero``):
+  ``write`` must not need them (no collective, no multi-process checkpointer).
 
   Raises:
-    FileExistsError: ``path`` exists (a directory is never replaced).
+    FileExistsError: ``path`` exists (a directory is never replaced); on process 0.
   """
-  path = os.path.abspath(path)
-  if os.path.exists(path):
-    raise FileExistsError(f'{path!r} exists')
-  tmp = f'{path}.tmp{os.getpid()}'
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  try:
-    write(tmp)
-    os.rename(tmp, path)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+  path = epath.Path(path)
+
+  def write_once():
+    if path.exists():
+      raise FileExistsError(f'{os.fspath(path)!r} exists')
+    tmp = path.with_name(f'{path.name}.tmp{os.getpid()}')
+    if tmp.exists():
+      tmp.rmtree()
+    tmp.mkdir(parents=True)
+    try:
+      write(tmp)
+      tmp.rename(path)
+    finally:
+      if tmp.exists():
+        tmp.rmtree()
+
+  _on_process_zero(path, write_once)

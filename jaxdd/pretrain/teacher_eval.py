@@ -20,6 +20,7 @@ import numpy as np
 
 from jaxdd import evaluate
 from jaxdd import models as models_lib
+from jaxdd import sharding
 from jaxdd.pretrain import teachers as tch
 from jaxdd.errors import ConfigError
 from jaxdd.train import members
@@ -66,7 +67,7 @@ def evaluate_teachers(teachers: tch.Teachers, x_test, y_test, *,
   acc = _accuracy_all(teachers.variables, jnp.asarray(x_test, jnp.float32),
                       jnp.asarray(y_test, jnp.int32), model=teachers.model,
                       test_batch_size=int(test_batch_size), seed_loop=seed_loop)
-  return np.asarray(acc, np.float64)
+  return np.asarray(sharding.to_host(acc), np.float64)   # from every process
 
 
 # ----------------------------------------------------------------------------------

@@ -11,15 +11,16 @@ trajectories, and trains, tests and stores it when no stored set matches.
 """
 
 import json
-import os
 import types
 from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from jaxdd import models as models_lib
+from jaxdd.outputs import as_path
 # Training is looked up on the module at call time (``tch.train_teachers``), so that a
 # patched ``jaxdd.pretrain.teachers.train_teachers`` (tests) is the one that runs.
 from jaxdd.pretrain import store
@@ -31,13 +32,23 @@ _STATE_DIR = 'state'      # orbax checkpoint inside a stored set
 _META_FILE = 'meta.json'
 
 
+def _checkpointer() -> ocp.StandardCheckpointer:
+  """An orbax checkpointer of this process alone: a stored set is numpy arrays, written
+  by process 0 (``store.write_dir_atomically``) and read by each process for itself,
+  so orbax must not wait for the other processes of a multi-process run."""
+  me = jax.process_index()
+  alone = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me},
+                                             barrier_sync_key_prefix=f'teachers{me}')
+  return ocp.StandardCheckpointer(multiprocessing_options=alone)
+
+
 def config_from_dict(d: Mapping) -> tch.TeacherConfig:
   """Inverse of ``teachers.config_dict``: the 'config' entry of a stored set's metadata
   back to a ``TeacherConfig``."""
   return tch.TeacherConfig(**{**d, 'model_kw': types.MappingProxyType(dict(d['model_kw']))})
 
 
-def save_teachers(path: str, teachers: tch.Teachers) -> None:
+def save_teachers(path: epath.PathLike, teachers: tch.Teachers) -> None:
   """Writes ``teachers`` to the directory ``path`` atomically.
 
   Layout: ``path/state`` (an orbax ``StandardCheckpointer`` checkpoint of the numpy
@@ -52,16 +63,15 @@ def save_teachers(path: str, teachers: tch.Teachers) -> None:
 
   def write(tmp):
     state = jax.tree_util.tree_map(np.asarray, teachers.variables)
-    with ocp.StandardCheckpointer() as ckptr:  # saves asynchronously; exit waits
-      ckptr.save(os.path.join(tmp, _STATE_DIR), state)
+    with _checkpointer() as ckptr:  # saves asynchronously; exit waits
+      ckptr.save(as_path(tmp) / _STATE_DIR, state)
       ckptr.wait_until_finished()
-    with open(os.path.join(tmp, _META_FILE), 'w') as f:
-      f.write(store.to_json(teachers.meta or {}))
+    (tmp / _META_FILE).write_text(store.to_json(teachers.meta or {}))
 
   store.write_dir_atomically(path, write)
 
 
-def load_teachers(path: str) -> tch.Teachers:
+def load_teachers(path: epath.PathLike) -> tch.Teachers:
   """Reads a set written by ``save_teachers``; the model is rebuilt from the metadata
   and the stored tree must match its variables (structure, shapes, dtypes).
 
@@ -70,8 +80,7 @@ def load_teachers(path: str) -> tch.Teachers:
   """
 
   try:
-    with open(os.path.join(path, _META_FILE)) as f:
-      meta = json.load(f)
+    meta = json.loads((epath.Path(path) / _META_FILE).read_text())
     cfg = config_from_dict(meta['config'])
     image_shape = tuple(meta['image_shape'])
     model = tch.make_teacher_model(cfg, meta['num_classes'], image_shape)
@@ -84,8 +93,8 @@ def load_teachers(path: str) -> tch.Teachers:
   target = jax.tree_util.tree_map(
       lambda s: jax.ShapeDtypeStruct((count,) + s.shape, s.dtype), one)
   try:
-    with ocp.StandardCheckpointer() as ckptr:
-      restored = ckptr.restore(os.path.join(os.path.abspath(path), _STATE_DIR), target)
+    with _checkpointer() as ckptr:
+      restored = ckptr.restore(as_path(path) / _STATE_DIR, target)
   except (OSError, KeyError, TypeError, ValueError) as e:
     raise DataError(f'teacher set {path!r} does not fit model {cfg.model} on images '
                     f'{image_shape} ({e})') from None
@@ -131,7 +140,7 @@ def load_or_train_teachers(cache_dir: str, x_train, y_train, x_test, y_test,
   tch.check_teacher_data(x_test, y_test, num_classes, 'test')
   path = teacher_set_path(cache_dir, x_train, y_train, num_classes, cfg)
   test_digest = store.digest(x_test) + store.digest(y_test)
-  if os.path.exists(path):
+  if store.cached(path):
     print(f'teachers: loading {path}', flush=True)
     teachers = load_teachers(path)
     if teachers.meta.get('test_digest') != test_digest:
@@ -150,10 +159,9 @@ def load_or_train_teachers(cache_dir: str, x_train, y_train, x_test, y_test,
   teachers = teachers._replace(meta={
       **teachers.meta, 'cache_key': cache_key(x_train, y_train, num_classes, cfg),
       'test_digest': test_digest, 'test_accuracy': acc.tolist()})
-  os.makedirs(cache_dir, exist_ok=True)
   try:
-    save_teachers(path, teachers)
-    print(f'teachers: saved {path}', flush=True)
+    save_teachers(path, teachers)   # process 0; the others wait (store)
+    store.log(f'teachers: saved {path}')
   except FileExistsError:  # another process stored the same set meanwhile
     pass
   return teachers

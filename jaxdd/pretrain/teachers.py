@@ -55,6 +55,7 @@ import numpy as np
 
 from jaxdd import config_fields as cf
 from jaxdd import models as models_lib
+from jaxdd import sharding
 from jaxdd.augment import batch as batch_augment
 from jaxdd.errors import ConfigError, DataError, is_int
 from jaxdd.train import batches, members, optim
@@ -340,8 +341,9 @@ def train_teachers(x_train, y_train, num_classes: int, cfg: TeacherConfig, *,
     t0 = time.time()
     states, loss, acc = _epoch_all(states, ids, seed, jnp.int32(e), x, y, model=model,
                                    cfg=static_cfg)
-    losses.append(np.asarray(loss).tolist())  # blocks until the epoch is done
-    accs.append(np.asarray(acc).tolist())
+    # to_host: on several processes the teachers are spread over all of them.
+    losses.append(sharding.to_host(loss).tolist())  # blocks until the epoch is done
+    accs.append(sharding.to_host(acc).tolist())
     seconds.append(time.time() - t0)
     if not np.all(np.isfinite(losses[-1])):
       raise FloatingPointError(f'{label}: non-finite training loss (cross-entropy) in '
@@ -352,7 +354,7 @@ def train_teachers(x_train, y_train, num_classes: int, cfg: TeacherConfig, *,
       print(f'{label}: epoch {e + 1}/{cfg.epochs}, {seconds[-1]:.1f} s, loss '
             f'{np.mean(losses[-1]):.4f}, acc {np.mean(accs[-1]):.4f}, '
             f'ETA {per_epoch * (cfg.epochs - e - 1):.0f} s', flush=True)
-  variables = jax.tree_util.tree_map(np.asarray, states.variables)
+  variables = jax.tree_util.tree_map(sharding.to_host, states.variables)
   meta = {
       'config': config_dict(cfg), 'first_teacher': int(first_teacher),
       'num_train': n, 'image_shape': list(image_shape), 'num_classes': int(num_classes),

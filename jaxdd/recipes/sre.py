@@ -11,7 +11,7 @@ logs: docs/results/sre.md.
 
 import ml_collections
 
-from jaxdd.config_utils import shrink_for_runlocal
+from jaxdd.config_utils import mesh_config, shrink_for_runlocal
 from jaxdd.errors import ConfigError
 from jaxdd.pretrain import teachers
 from jaxdd.recipes.datasets import DATASETS
@@ -43,6 +43,7 @@ def sre_config(*, data: str, ipc: int, method: str, teacher_sets, relabel_preset
   c.zca = 'none'
   c.ipc = ipc
   c.seed = 0
+  c.mesh = mesh_config()
   sets = []
   for s in teacher_sets:
     t = {**teachers.TeacherConfig()._asdict(), **s}

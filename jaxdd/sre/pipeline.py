@@ -14,12 +14,17 @@ these methods run three stages, each a module of its own:
    computed online on every augmented batch; the same protocol scores a random real
    subset of the same size, the baseline the papers' gains are measured against.
 
+The whole run is on the config's mesh (``config.mesh``, ``jaxdd.sharding``); in a
+multi-process run every process runs every stage (the compiled programs span all
+processes) and process 0 alone writes the workdir's files.
+
 A config selects this pipeline with ``pipeline='sre'`` (``python -m jaxdd.launch``
 dispatches on it). Its sections: ``teachers`` (``cache_dir`` and ``sets``: a list of
 ``TeacherConfig`` fields, one entry per architecture; EDC uses several in turn),
 ``recover`` (``RecoverConfig`` fields) and ``relabel`` (``RelabelConfig`` fields, plus
-``student`` and ``seeds``). Outputs in the workdir: ``distilled.npz`` / ``.png`` (reused
-when present: a rerun resumes at the relabel stage), ``results.json``.
+``student`` and ``seeds``). Outputs in the workdir (a local directory or a URL
+such as ``gs://bucket/run``): ``distilled.npz`` / ``.png`` (reused when present: a
+rerun resumes at the relabel stage), ``results.json``.
 """
 
 import os
@@ -27,16 +32,18 @@ import time
 
 import jax
 import numpy as np
+from etils import epath
 
 from jaxdd import data as data_lib
 from jaxdd import evaluate as eval_lib
 from jaxdd import models as models_lib
+from jaxdd import sharding
 from jaxdd.sre import recover
 from jaxdd.sre import relabel
-from jaxdd.pretrain import teacher_eval, teacher_store, teachers
+from jaxdd.pretrain import store, teacher_eval, teacher_store, teachers
 from jaxdd.config_fields import section_values
 from jaxdd.errors import ConfigError
-from jaxdd.outputs import save_grid_png, write_json
+from jaxdd.outputs import as_path, save_grid_png, write_json, write_npz
 
 DEFAULT_CACHE = os.path.join('~', '.cache', 'jaxdd', 'teachers')
 
@@ -100,10 +107,20 @@ def _teacher_list(sets) -> list:
           for i in range(teacher_eval.num_teachers(s))]
 
 
-def run(config, workdir: str, *, evaluate: bool = True, log=print) -> dict:
-  """Runs the three stages; returns (and writes) ``results.json``'s content."""
+def run(config, workdir: epath.PathLike, *, evaluate: bool = True, log=print) -> dict:
+  """Runs the three stages on the config's mesh; returns (and, on process 0, writes)
+  ``results.json``'s content. Every process of a multi-process run calls it."""
+  mesh = sharding.make_mesh(config.get('mesh'))
+  if jax.process_index() != 0:   # one copy of the progress lines
+    log = lambda *args, **kwargs: None
+  with jax.set_mesh(mesh):
+    return _run(config, as_path(workdir), evaluate, log)
+
+
+def _run(config, workdir: epath.Path, evaluate: bool, log) -> dict:
   t_start = time.time()
-  os.makedirs(workdir, exist_ok=True)
+  is_main = jax.process_index() == 0
+  workdir.mkdir(parents=True, exist_ok=True)
   ds = data_lib.load_from_config(config)
   data_lib.check_ipc(ds, int(config.ipc))
   tcfgs, rcfg, lcfg = check_config(config, ds)
@@ -122,12 +139,13 @@ def run(config, workdir: str, *, evaluate: bool = True, log=print) -> dict:
   pairs = _teacher_list(sets)
   recover_teachers = pairs if rcfg.method == 'edc' else pairs[0]
 
-  # ---- Recover (skipped when this workdir already holds the distilled set).
-  path = os.path.join(workdir, 'distilled.npz')
+  # ---- Recover (skipped when this workdir already holds the distilled set; for every
+  # process or for none: recovering is a program of all processes).
+  path = workdir / 'distilled.npz'
   t0 = time.time()
-  if os.path.exists(path):
-    with np.load(path) as f:
-      images, labels = f['images'], f['labels']
+  if store.cached(path):
+    with path.open('rb') as f, np.load(f) as npz:
+      images, labels = npz['images'], npz['labels']
     log(f'recover: reusing {path} ({images.shape[0]} images)')
     recover_seconds = None
   else:
@@ -136,11 +154,12 @@ def run(config, workdir: str, *, evaluate: bool = True, log=print) -> dict:
     images, labels = recover.synthesize(
         jax.random.key(config.seed), recover_teachers, targets, rcfg, k, image_shape,
         data=(ds.x_train, ds.y_train), log=log)
-    images, labels = np.asarray(images), np.asarray(labels)
+    images, labels = sharding.to_host(images), sharding.to_host(labels)
     recover_seconds = round(time.time() - t0, 2)
-    np.savez(path, images=images, labels=labels)
-    save_grid_png(os.path.join(workdir, 'distilled.png'),
-                  data_lib.denormalize(ds, images), labels, k)
+    if is_main:
+      write_npz(path, images=images, labels=labels)
+      save_grid_png(workdir / 'distilled.png', data_lib.denormalize(ds, images),
+                    labels, k)
   results = {'pipeline': 'sre', 'method': rcfg.method, 'data': config.data,
              'ipc': int(config.ipc), 'budget_floats': int(images.size),
              'teacher_accuracies': teacher_acc, 'recover_seconds': recover_seconds,
@@ -177,5 +196,6 @@ def run(config, workdir: str, *, evaluate: bool = True, log=print) -> dict:
         f'{100 * res["accuracy_std"]:.2f} %, random subset '
         f'{100 * base["accuracy_mean"]:.2f} ± {100 * base["accuracy_std"]:.2f} %')
   results['seconds'] = round(time.time() - t_start, 2)
-  write_json(os.path.join(workdir, 'results.json'), results)
+  if is_main:
+    write_json(workdir / 'results.json', results)
   return results

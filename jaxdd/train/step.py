@@ -16,6 +16,7 @@ import jax
 import optax
 
 from jaxdd import models as models_lib
+from jaxdd import sharding
 from jaxdd.train import losses
 
 
@@ -58,6 +59,7 @@ def supervised_step(model, tx: optax.GradientTransformation, state: TrainState, 
     pass). Unused outputs cost nothing under ``jit``.
   """
   variables = state.variables
+  x = sharding.shard_batch(x)   # over the mesh's ``data`` axis, if any
 
   def objective(params):
     logits, new_vars = models_lib.apply_model(

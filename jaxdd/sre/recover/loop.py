@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdd import sharding
 from jaxdd.data.sampling import select_real_init
 from jaxdd.errors import ConfigError
 from jaxdd.sre.recover.config import (RecoverConfig, batch_betas, check_recover_config,
@@ -92,6 +93,7 @@ def make_batch_fn(cfg: RecoverConfig, models: Sequence[nn.Module]):
 
     def step(carry, t):
       images, opt_state, s = carry
+      images = sharding.shard_rows(images)   # the batch's classes over the devices
       info = StepInfo(batch_index, t, beta)
       k = jax.random.fold_in(key, t)
       if n == 1:

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdd import evaluate
+from jaxdd import sharding
 from jaxdd.augment import batch as ba
 from jaxdd.errors import ConfigError, DataError, is_int
 from jaxdd.sre.relabel.config import (RelabelConfig, check_relabel_config, eval_epochs,
@@ -214,7 +215,9 @@ def evaluate_relabel(key, student_model, teacher_fn, images, labels, x_test, y_t
       student_model, tuple(images.shape[1:]), cfg, seed_loop, keys, teacher_fn, images,
       jnp.asarray(labels, jnp.int32), jnp.asarray(x_test, jnp.float32),
       jnp.asarray(y_test, jnp.int32))
-  scores = np.asarray(scores, np.float64)            # [seeds, evaluations]
+  # to_host: on several processes the students are spread over all of them.
+  scores = np.asarray(sharding.to_host(scores), np.float64)   # [seeds, evaluations]
+  final_loss = sharding.to_host(final_loss)
   accs = scores.max(axis=1) if cfg.readout == 'best_last_20' else scores[:, -1]
   return {
       'accuracies': [float(a) for a in accs],
