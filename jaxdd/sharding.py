@@ -21,6 +21,7 @@ them. Arrays that cross the step's boundary (its state) are sharded only along a
 axis that divides evenly, otherwise replicated (``row_sharding``).
 """
 
+import contextvars
 import functools
 import math
 from typing import Any, NamedTuple
@@ -166,14 +167,27 @@ def pad_rows(x: np.ndarray, multiple: int) -> np.ndarray:
   return np.concatenate([x, np.repeat(x[:1], extra, axis=0)])
 
 
+_ROWS_STEP = contextvars.ContextVar('jaxdd_rows_step', default=False)
+
+
 def traced_on(mesh: Mesh, fn):
   """``fn`` traced with ``mesh`` as the context mesh, for ``jax.jit`` with shardings on
-  ``mesh`` (``jax.set_mesh`` cannot be entered inside a trace)."""
+  ``mesh`` (``jax.set_mesh`` cannot be entered inside a trace), as a step whose work is
+  split by rows (``rows_step``)."""
   @functools.wraps(fn)
   def wrapped(*args, **kwargs):
-    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
-      return fn(*args, **kwargs)
+    token = _ROWS_STEP.set(True)
+    try:
+      with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+        return fn(*args, **kwargs)
+    finally:
+      _ROWS_STEP.reset(token)
   return wrapped
+
+
+def rows_step() -> bool:
+  """Whether a distillation step (``traced_on``) is being traced on several devices."""
+  return _ROWS_STEP.get() and context_axis_size(ROWS) > 1
 
 
 def place(x, target: NamedSharding) -> jax.Array:

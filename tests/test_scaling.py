@@ -8,7 +8,6 @@ import sys
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -183,6 +182,11 @@ def test_table_from_results():
   assert '| dm | MNIST IPC 10 | 8 | 1 (8×) | error |' in text
   assert '| dm | MNIST IPC 10 | 1 | 1 | error |' in text     # memory MB
   assert 'timeout' in text and 'abc (dirty)' in text
+  assert 'different jaxdd sources' not in text
+  results['records'][0]['options'] = {'jaxdd_digest': 'd1'}
+  results['records'][1]['options'] = {'jaxdd_digest': 'd2'}
+  assert 'different jaxdd sources** (edited during the sweep): d1: 1 dev; d2: 8 dev' \
+      in scaling.markdown_tables(results)
 
 
 def test_worker_env_sets_the_device_count(monkeypatch):

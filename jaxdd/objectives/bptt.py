@@ -268,6 +268,7 @@ def unrolled_loss(model, variables, syn_images, syn_targets, real_x, real_target
 
   if cfg.real_dsa:
     real_x = dsa_lib.dsa(real_key, real_x, strategy=cfg.real_dsa_strategy, siamese=False)
+  real_x = sharding.shard_rows(real_x)   # the outer loss's real batch over the devices
   logits, _ = models_lib.apply_model(model, {**rest, 'params': params}, real_x, train=True)
   return losses_lib.label_loss(logits, real_targets, 'ce'), inner_losses[-1]
 

@@ -231,7 +231,10 @@ def unroll(theta0, syn_lr, images, targets, idx, weight, aug_keys, apply_fn: App
     # loss is a weighted sum over samples), each rematerialised: the meta-backward then
     # holds one sub-batch's activations at a time.
     c = cfg.grad_chunks
-    split = lambda a: a.reshape((c, a.shape[0] // c) + a.shape[1:])
+    # Each chunk's rows over the devices (left to XLA, the split would land on the
+    # chunk axis: 2 devices busy of 8).
+    split = lambda a: sharding.shard_rows(a.reshape((c, a.shape[0] // c) + a.shape[1:]),
+                                          axis=1)
 
     def add(g, chunk):
       return g + batch_grad(theta, *chunk), None
