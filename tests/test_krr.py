@@ -14,7 +14,6 @@ import pytest
 
 from jaxdd import data as data_lib
 from jaxdd import distill, models
-from jaxdd import sharding as sharding_lib
 from jaxdd.errors import ConfigError
 from jaxdd.interfaces import RealBatch, SynData
 from jaxdd.objectives import krr
@@ -339,7 +338,7 @@ def test_frepo_runs_in_the_generic_step_with_learned_labels():
   tx = optax.adam(1e-2)
   state = {'params': params, 'opt_state': tx.init(params),
            'objective': obj.init_state(jax.random.key(1), ctx), 'step': jnp.int32(0)}
-  step = jax.jit(distill.make_step(param, obj, ctx, tx, 4, sharding_lib.make_mesh()))
+  step = jax.jit(distill.make_step(param, obj, ctx, tx, 4))
   index = data_lib.build_class_index(y_train, k)
   ages = []
   for _ in range(2):
