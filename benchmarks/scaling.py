@@ -70,7 +70,7 @@ from jaxdd import distill
 from jaxdd import evaluate
 from jaxdd import models
 from jaxdd import sharding
-from jaxdd.config_utils import load_config_file
+from jaxdd.config_utils import load_config_file, set_fields
 from jaxdd.objectives import trajectory_matching
 from jaxdd.pretrain import expert_store, experts, teachers
 from jaxdd.recipes import matching, trajectory
@@ -473,14 +473,7 @@ def distill_case(step: str, scale: str, data: Data, label: str, config: Callable
   (a whitening changes pixel values, not the step); ``overrides`` are dotted config
   fields (e.g. ``{'objective.syn_steps': 80}``)."""
   def load():
-    c = config()
-    for k, v in overrides.items():
-      section = c
-      *path, last = k.split('.')
-      for p in path:
-        section = section[p]
-      section[last] = v
-    return c
+    return set_fields(config(), overrides)
 
   def lower(c, mesh, opts, tmp):
     per_class = max(int(c.objective.batch_real), math.ceil(c.ipc), train_per_class)

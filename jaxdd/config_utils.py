@@ -88,6 +88,18 @@ def mesh_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(members=-1, data=1))
 
 
+def set_fields(config: ml_collections.ConfigDict, fields: dict) -> ml_collections.ConfigDict:
+  """``config`` with each dotted field of ``fields`` set, e.g. ``{'objective.reg': 1e-2}``
+  (as ``--config.objective.reg=0.01`` would); returns ``config``."""
+  for key, value in fields.items():
+    section = config
+    *parents, leaf = key.split('.')
+    for p in parents:
+      section = section[p]
+    section[leaf] = value
+  return config
+
+
 def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
   """``get_config(arg)`` of a config file, as ``--config=PATH:ARG`` would call it."""
   name = os.path.splitext(os.path.basename(path))[0]

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import load_config   # noqa: E402
 from jaxdd import distill, models, sharding   # noqa: E402
+from jaxdd.config_utils import set_fields   # noqa: E402
 from jaxdd import evaluate as eval_lib   # noqa: E402
 from jaxdd.pretrain import experts as experts_lib   # noqa: E402
 from jaxdd.sre import recover   # noqa: E402
@@ -71,12 +72,7 @@ def tiny(config, data: str, **fields):
   # entry that is 0 up to rounding moves by ±lr on one device count and not the other.
   for group in config.optim.values():
     group.name, group.momentum = 'sgd', 0.0
-  for key, value in fields.items():
-    node = config
-    *parents, leaf = key.split('.')
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+  set_fields(config, fields)
   return config
 
 

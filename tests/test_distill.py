@@ -12,6 +12,7 @@ import pytest
 
 from jaxdd import data as data_lib
 from jaxdd import distill, registry
+from jaxdd.config_utils import set_fields
 from jaxdd.errors import ConfigError, DataError
 from jaxdd.interfaces import Objective
 from conftest import REPO, interrupt_and_resume, load_config
@@ -25,13 +26,7 @@ def _small(config, data, **overrides):
   config.log_every = 2
   config.eval.epochs = 3
   config.eval.seeds = 2
-  for k, v in overrides.items():
-    node = config
-    *parents, leaf = k.split('.')
-    for p in parents:
-      node = node[p]
-    node[leaf] = v
-  return config
+  return set_fields(config, overrides)
 
 
 def test_step_compiles_once(tiny_npz):
